@@ -1,0 +1,29 @@
+# What ipcq._posix and ipcq._sysv share: the serializer codec, timeouts,
+# signal handling and the translation of errno into exceptions.
+
+from posix.time cimport timespec
+
+
+cdef enum CodecKind:
+    CODEC_RAW = 0
+    CODEC_PICKLE = 1
+    CODEC_OTHER = 2
+
+
+cdef class Codec:
+    cdef readonly object serializer
+    cdef readonly int kind
+    cdef int protocol
+    cdef object dumps
+    cdef object loads
+
+    cdef object encode(self, object item, object pickle_protocol)
+    cdef int get_buffer(self, object data, Py_buffer *view) except -1
+    cdef object decode(self, bytes data, long tag, bint is_type)
+
+
+cdef double monotonic() noexcept nogil
+cdef double deadline_for(object timeout) except? -2.0
+cdef void fill_timespec(timespec *ts, double seconds) noexcept nogil
+cdef int raise_errno(int err, str message) except -1
+cdef int after_eintr(bint retry) except -1

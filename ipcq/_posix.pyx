@@ -1,0 +1,687 @@
+# cython: language_level=3
+"""POSIX message queues (mq_overview(7)): the engine of ipcq.posixmq."""
+
+from cpython.buffer cimport PyBuffer_Release
+from cpython.bytes cimport PyBytes_FromStringAndSize
+from libc.errno cimport (
+    EACCES, EAGAIN, EBADF, EEXIST, EINTR, EINVAL, EMFILE, EMSGSIZE,
+    ENAMETOOLONG, ENFILE, ENOENT, ENOSPC, ETIMEDOUT, errno,
+)
+from libc.stdlib cimport free, malloc
+from posix.fcntl cimport O_CREAT, O_EXCL, O_RDONLY, O_RDWR, O_WRONLY
+from posix.stat cimport fchmod, fstat, struct_stat
+from posix.time cimport timespec
+from posix.types cimport pid_t
+from posix.unistd cimport close, getpid
+
+from ipcq._common cimport (
+    CODEC_PICKLE, Codec, after_eintr, deadline_for, fill_timespec, monotonic,
+    raise_errno,
+)
+from ipcq.includes.mqueue cimport (
+    mq_attr, mq_close, mq_getattr, mq_open, mq_timedreceive, mq_timedsend,
+    mq_unlink, mqd_t,
+)
+from ipcq.includes.poll cimport (
+    EFD_CLOEXEC, EFD_NONBLOCK, POLLIN, POLLOUT, eventfd, eventfd_write,
+    pollfd, ppoll,
+)
+
+import os
+import queue
+import resource
+import warnings
+
+from ipcq._common import PickleSecurityWarning, QueueError, read_limit
+from ipcq.serializers import resolve
+
+__all__ = ["Queue", "QueueError", "unlink", "PRIORITY_MAX"]
+
+cdef enum:
+    # sysconf(_SC_MQ_PRIO_MAX) is 32768 on Linux: priorities 0 to 32767.
+    PRIO_LIMIT = 32767
+
+PRIORITY_MAX = PRIO_LIMIT
+
+# NAME_MAX: the longest name after the leading slash, in bytes.
+cdef Py_ssize_t NAME_MAX = 255
+
+cdef str MQ_PROC = "/proc/sys/fs/mqueue/"
+
+# An absolute deadline already in the past: mq_timedsend(3) and
+# mq_timedreceive(3) then return ETIMEDOUT at once instead of sleeping, so a
+# call that cannot block needs neither O_NONBLOCK (shared with every process
+# that inherited the descriptor) nor a release of the GIL.
+cdef timespec EXPIRED
+EXPIRED.tv_sec = 0
+EXPIRED.tv_nsec = 0
+
+
+cdef bytes encode_name(object name):
+    cdef bytes raw
+
+    if not isinstance(name, str):
+        raise TypeError(
+            f"queue name must be a str such as '/jobs', "
+            f"not {type(name).__name__}"
+        )
+    if (len(name) < 2 or name[0] != "/" or "/" in name[1:]
+            or "\0" in name):
+        raise QueueError(
+            EINVAL,
+            f"invalid queue name {name!r}: it must be '/' followed by 1 to "
+            f"{NAME_MAX} characters, none of them '/' or NUL",
+        )
+
+    raw = name.encode("utf-8", "surrogateescape")
+    if len(raw) - 1 > NAME_MAX:
+        raise QueueError(
+            EINVAL,
+            f"invalid queue name: {len(raw) - 1} bytes after the '/', "
+            f"more than the limit of {NAME_MAX}",
+        )
+    return raw
+
+
+cdef long positive(object value, str what) except -1:
+    cdef long n
+
+    if isinstance(value, float):
+        raise TypeError(f"{what} must be an int, not float")
+    n = value
+    if n <= 0:
+        raise QueueError(EINVAL, f"{what} must be at least 1, not {n}")
+    return n
+
+
+def _describe_open_error(int err, str name, long maxsize, long maxmsgsize,
+                         bint creating):
+    """Say why mq_open(3) failed, naming the limit and how to raise it."""
+    if err == EINVAL and creating:
+        msg_max = read_limit(MQ_PROC + "msg_max")
+        msgsize_max = read_limit(MQ_PROC + "msgsize_max")
+        if msg_max is not None and maxsize > msg_max:
+            return (
+                f"maxsize={maxsize} is above the system limit msg_max="
+                f"{msg_max} ({MQ_PROC}msg_max); raise it as root with "
+                f"'sysctl fs.mqueue.msg_max={maxsize}' or run with "
+                "CAP_SYS_RESOURCE"
+            )
+        if msgsize_max is not None and maxmsgsize > msgsize_max:
+            return (
+                f"maxmsgsize={maxmsgsize} is above the system limit "
+                f"msgsize_max={msgsize_max} ({MQ_PROC}msgsize_max); raise "
+                f"it as root with 'sysctl fs.mqueue.msgsize_max="
+                f"{maxmsgsize}'"
+            )
+        return (
+            f"the kernel refused maxsize={maxsize}, "
+            f"maxmsgsize={maxmsgsize} for queue {name!r}"
+        )
+    if err == EMFILE:
+        soft, hard = resource.getrlimit(resource.RLIMIT_MSGQUEUE)
+        nofile = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+        return (
+            f"cannot open queue {name!r}: either the queues of this user "
+            f"would exceed RLIMIT_MSGQUEUE ({soft} bytes, hard limit "
+            f"{hard}; this queue needs at least {maxsize * maxmsgsize} "
+            "bytes plus kernel overhead; 'ulimit -q' shows it, and raising "
+            "the hard limit needs CAP_SYS_RESOURCE; close or unlink unused "
+            "queues), or this process has all the descriptors "
+            f"RLIMIT_NOFILE allows ({nofile})"
+        )
+    if err == ENOSPC:
+        return (
+            f"cannot create queue {name!r}: the system already has "
+            f"queues_max={read_limit(MQ_PROC + 'queues_max')} queues "
+            f"({MQ_PROC}queues_max); unlink unused ones, or raise it as "
+            "root with 'sysctl fs.mqueue.queues_max=N'"
+        )
+    if err == ENFILE:
+        return "the system has reached its limit of open files"
+    if err == EACCES:
+        return f"permission denied for queue {name!r}"
+    if err == ENOENT:
+        return f"queue {name!r} does not exist"
+    if err == EEXIST:
+        return f"queue {name!r} already exists"
+    if err == ENAMETOOLONG:
+        return f"queue name {name!r} is too long"
+    return f"cannot open queue {name!r}: {os.strerror(err)}"
+
+
+def unlink(name):
+    """Remove the queue called *name* from the system.
+
+    Processes that have it open keep using it until they close it; the
+    name is free at once.  A queue that does not exist raises QueueError
+    with DOES_NOT_EXIST.
+    """
+    cdef bytes raw = encode_name(name)
+    cdef const char *c_name = raw
+    cdef int rc, err
+
+    with nogil:
+        rc = mq_unlink(c_name)
+        err = errno
+
+    if rc < 0:
+        if err == ENOENT:
+            raise_errno(err, f"queue {name!r} does not exist")
+        if err == EACCES:
+            raise_errno(err, f"permission denied to unlink queue {name!r}")
+        raise_errno(err, f"cannot unlink queue {name!r}: {os.strerror(err)}")
+
+
+cdef class Queue:
+    """A POSIX message queue, created if it does not exist.
+
+    ``Queue(name, maxsize=10, maxmsgsize=1024, serializer=None, *,
+    mode=0o600, create=True, exclusive=False, read=True, write=True,
+    retry_interrupted=False)``
+
+    *name* is ``'/'`` followed by up to 255 characters.  *maxsize* (the
+    number of messages) and *maxmsgsize* (bytes per message) apply when
+    the queue is created; an existing queue keeps its own, which the
+    handle adopts (see :attr:`maxsize`, :attr:`maxmsgsize`).  *serializer*
+    is a name (``'pickle'``, ``'msgpack'``, ``'json'``, ``'raw'``) or an
+    object with ``dumps``/``loads``; None means pickle, protocol 1.
+
+    Keyword-only options: *mode*, the permission bits of a queue this
+    call creates (0600: only its owner may use it); *create* False opens
+    an existing queue and never creates one; *exclusive* True creates a
+    new queue and fails with FileExistsError if the name is taken; *read*
+    False or *write* False open a write-only or read-only handle;
+    *retry_interrupted* True resumes a wait that a signal interrupted
+    (after the Python handlers ran without raising) instead of raising
+    QueueError with INTERRUPTED.
+    """
+
+    cdef mqd_t _fd
+    cdef int _wake_fd
+    cdef pid_t _wake_pid
+    cdef int _waiters
+    cdef bint _closed
+    cdef bint _retry
+    cdef str _name
+    cdef long _maxsize
+    cdef long _msgsize
+    cdef Codec _codec
+    cdef char *_buf
+    cdef bint _buf_busy
+    cdef object __weakref__
+
+    def __cinit__(self):
+        self._fd = -1
+        self._wake_fd = -1
+        self._closed = True
+
+    def __init__(self, name, maxsize=10, maxmsgsize=1024, serializer=None,
+                 *, mode=0o600, bint create=True, bint exclusive=False,
+                 bint read=True, bint write=True,
+                 bint retry_interrupted=False):
+        cdef bytes raw = encode_name(name)
+        cdef const char *c_name = raw
+        cdef long c_maxsize = positive(maxsize, "maxsize")
+        cdef long c_msgsize = positive(maxmsgsize, "maxmsgsize")
+        cdef int c_mode
+        cdef int oflag
+        cdef mq_attr attr
+        cdef mqd_t fd = -1
+        cdef int err = 0
+        cdef bint created = False
+
+        if self._fd >= 0:
+            raise RuntimeError("Queue.__init__() called twice")
+        if isinstance(mode, float) or not 0 <= mode <= 0o7777:
+            raise QueueError(EINVAL, f"mode must be 0 to 0o7777, not {mode!r}")
+        c_mode = mode
+        if read and write:
+            oflag = O_RDWR
+        elif read:
+            oflag = O_RDONLY
+        elif write:
+            oflag = O_WRONLY
+        else:
+            raise ValueError("a queue handle needs read=True or write=True")
+        self._codec = resolve(serializer)
+
+        attr.mq_flags = 0
+        attr.mq_maxmsg = c_maxsize
+        attr.mq_msgsize = c_msgsize
+        attr.mq_curmsgs = 0
+        # Create exclusively first so that the caller's mode is applied
+        # only to a queue this call made; an existing queue (EEXIST) is
+        # then opened as it is.  ENOENT on that open means it was unlinked
+        # in between: try again.
+        for _ in range(100):
+            if create:
+                with nogil:
+                    fd = mq_open(c_name, oflag | O_CREAT | O_EXCL,
+                                 c_mode, &attr)
+                    err = errno
+                if fd >= 0:
+                    created = True
+                    break
+                if err != EEXIST or exclusive:
+                    break
+            with nogil:
+                fd = mq_open(c_name, oflag, 0, NULL)
+                err = errno
+            if fd >= 0 or err != ENOENT or not create:
+                break
+
+        if fd < 0:
+            raise_errno(err, _describe_open_error(
+                err, name, c_maxsize, c_msgsize, create))
+
+        # mq_open(3) masks the mode with the umask; the mode asked for is
+        # the mode wanted.
+        if created:
+            fchmod(fd, c_mode)
+        mq_getattr(fd, &attr)
+
+        self._fd = fd
+        self._closed = False
+        self._name = name
+        self._maxsize = attr.mq_maxmsg
+        self._msgsize = attr.mq_msgsize
+        self._retry = retry_interrupted
+        if self._codec.kind == CODEC_PICKLE:
+            self._warn_if_shared()
+
+    cdef _warn_if_shared(self):
+        cdef struct_stat st
+
+        if fstat(self._fd, &st) == 0 and st.st_mode & 0o022:
+            warnings.warn(
+                f"queue {self._name!r} is writable by other users (mode "
+                f"{st.st_mode & 0o777:#o}) and uses pickle, which runs code "
+                "chosen by whoever writes a message; use 'msgpack', 'json' "
+                "or 'raw' with untrusted writers",
+                PickleSecurityWarning,
+                stacklevel=3,
+            )
+
+    def __del__(self):
+        if not self._closed:
+            warnings.warn(
+                f"unclosed queue {self._name!r}", ResourceWarning, source=self
+            )
+            self.close()
+
+    def __dealloc__(self):
+        if self._fd >= 0:
+            mq_close(self._fd)
+        if self._wake_fd >= 0:
+            close(self._wake_fd)
+        free(self._buf)
+
+    def __repr__(self):
+        state = "closed" if self._closed else "open"
+        return (
+            f"<ipcq.posixmq.Queue {self._name!r} maxsize={self._maxsize} "
+            f"maxmsgsize={self._msgsize} {state}>"
+        )
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        if not self._closed:
+            self.close()
+
+    def __reduce__(self):
+        raise TypeError(
+            "a queue handle cannot be pickled; open the queue by name in "
+            "the other process"
+        )
+
+    @property
+    def name(self):
+        """The queue's name, such as ``'/jobs'``."""
+        return self._name
+
+    @property
+    def maxsize(self):
+        """How many messages the queue holds (its ``mq_maxmsg``)."""
+        return self._maxsize
+
+    @property
+    def maxmsgsize(self):
+        """The largest message in bytes (its ``mq_msgsize``)."""
+        return self._msgsize
+
+    @property
+    def serializer(self):
+        """The serializer this handle encodes and decodes with."""
+        return self._codec.serializer
+
+    @property
+    def closed(self):
+        """True once :meth:`close` was called."""
+        return self._closed
+
+    # -- sending ----------------------------------------------------------
+
+    def put(self, item, block=True, timeout=None, priority=0,
+            pickle_protocol=None):
+        """Put *item* into the queue.
+
+        With *block* true (the default), wait for room: forever if
+        *timeout* is None, else at most *timeout* seconds, then raise
+        :class:`queue.Full`.  With *block* false, raise queue.Full at once
+        if the queue is full (*timeout* is then ignored).  Messages of
+        higher *priority* (0 to 32767) are received first; equal
+        priorities in the order sent.  *pickle_protocol* overrides the
+        pickle serializer's protocol for this message.
+        """
+        cdef long prio = priority
+        cdef double deadline = 0
+
+        if prio < 0 or prio > PRIO_LIMIT:
+            raise QueueError(
+                EINVAL, f"priority must be 0 to {PRIO_LIMIT}, not {prio}"
+            )
+        if block:
+            deadline = deadline_for(timeout)
+        self._send_item(item, <unsigned int>prio, block, deadline,
+                        pickle_protocol)
+
+    def put_nowait(self, item, priority=0, pickle_protocol=None):
+        """Put *item* without waiting: ``put(item, block=False)``."""
+        return self.put(item, False, None, priority, pickle_protocol)
+
+    cdef int _send_item(self, object item, unsigned int prio, bint block,
+                        double deadline, object pickle_protocol) except -1:
+        cdef Py_buffer view
+        cdef object data
+
+        if self._closed:
+            self._raise_closed()
+        data = self._codec.encode(item, pickle_protocol)
+
+        self._codec.get_buffer(data, &view)
+        try:
+            if view.len > self._msgsize:
+                raise QueueError(
+                    EMSGSIZE,
+                    f"message of {view.len} bytes is bigger than the "
+                    f"{self._msgsize}-byte maximum of queue {self._name!r}",
+                )
+            self._send(<const char *>view.buf, view.len, prio, block,
+                       deadline)
+        finally:
+            PyBuffer_Release(&view)
+        return 0
+
+    cdef int _send(self, const char *buf, size_t size, unsigned int prio,
+                   bint block, double deadline) except -1:
+        cdef int rc, err
+
+        while True:
+            rc = mq_timedsend(self._fd, buf, size, prio, &EXPIRED)
+            if rc == 0:
+                return 0
+
+            err = errno
+            if err != ETIMEDOUT and err != EAGAIN:
+                self._raise_io(err, "send to")
+            if not block or not self._wait(POLLOUT, deadline):
+                raise queue.Full
+
+    # -- receiving --------------------------------------------------------
+
+    def get(self, block=True, timeout=None):
+        """Remove and return an item from the queue.
+
+        The oldest message of the highest priority comes first.  With
+        *block* true (the default), wait for one: forever if *timeout* is
+        None, else at most *timeout* seconds, then raise
+        :class:`queue.Empty`.  With *block* false, raise queue.Empty at
+        once if there is none.
+        """
+        return self._get(block, timeout, False)
+
+    def get_nowait(self):
+        """Get an item without waiting: ``get(block=False)``."""
+        return self._get(False, None, False)
+
+    def get_with_priority(self, block=True, timeout=None):
+        """Like :meth:`get`, but return ``(item, priority)``."""
+        return self._get(block, timeout, True)
+
+    cdef object _get(self, bint block, object timeout, bint with_priority):
+        cdef double deadline = 0
+        cdef unsigned int prio = 0
+        cdef Py_ssize_t size
+        cdef bytes data
+        cdef object item
+
+        if self._closed:
+            self._raise_closed()
+        if block:
+            deadline = deadline_for(timeout)
+
+        data = self._receive(block, deadline, &prio)
+        item = self._codec.decode(data, prio, False)
+        if with_priority:
+            return item, prio
+        return item
+
+    cdef bytes _receive(self, bint block, double deadline,
+                        unsigned int *prio):
+        cdef char *buf = self._take_buffer()
+        cdef Py_ssize_t size
+        cdef int err
+
+        try:
+            while True:
+                size = mq_timedreceive(self._fd, buf, self._msgsize, prio,
+                                       &EXPIRED)
+                if size >= 0:
+                    # Exactly the message's size: a kept message holds no
+                    # more memory than it needs.
+                    return PyBytes_FromStringAndSize(buf, size)
+
+                err = errno
+                if err != ETIMEDOUT and err != EAGAIN:
+                    self._raise_io(err, "receive from")
+                if not block or not self._wait(POLLIN, deadline):
+                    raise queue.Empty
+        finally:
+            self._give_buffer(buf)
+
+    cdef char *_take_buffer(self) except NULL:
+        # One receive buffer per queue.  While a thread waits with it (the
+        # GIL released), another thread receiving on the same handle gets
+        # a buffer of its own for that call.
+        cdef char *buf
+
+        if not self._buf_busy:
+            if self._buf == NULL:
+                self._buf = <char *>malloc(self._msgsize)
+                if self._buf == NULL:
+                    raise MemoryError()
+            self._buf_busy = True
+            return self._buf
+
+        buf = <char *>malloc(self._msgsize)
+        if buf == NULL:
+            raise MemoryError()
+        return buf
+
+    cdef void _give_buffer(self, char *buf) noexcept:
+        if buf == self._buf:
+            self._buf_busy = False
+        else:
+            free(buf)
+
+    # -- waiting ----------------------------------------------------------
+
+    cdef int _wait(self, short events, double deadline) except -1:
+        """Wait until the queue is ready for *events*, or the deadline.
+
+        Returns 1 when it may be ready (the caller tries again without
+        blocking; another process may have won the race), 0 when the
+        deadline has passed.  ppoll(2) measures its timeout on
+        CLOCK_MONOTONIC.  The second descriptor is an eventfd that close()
+        signals, so that waiting threads wake up instead of sleeping on a
+        descriptor that is about to be closed.
+        """
+        cdef pollfd fds[2]
+        cdef timespec ts
+        cdef timespec *timeout
+        cdef double left
+        cdef int rc, err
+
+        self._ensure_wake_fd()
+        fds[0].fd = self._fd
+        fds[0].events = events
+        fds[1].fd = self._wake_fd
+        fds[1].events = POLLIN
+
+        self._waiters += 1
+        try:
+            while True:
+                timeout = NULL
+                if deadline >= 0:
+                    left = deadline - monotonic()
+                    if left <= 0:
+                        return 0
+                    fill_timespec(&ts, left)
+                    timeout = &ts
+
+                with nogil:
+                    rc = ppoll(fds, 2, timeout, NULL)
+                    err = errno
+
+                if self._closed:
+                    raise QueueError(
+                        EBADF, f"queue {self._name!r} was closed while waiting"
+                    )
+                if rc > 0:
+                    return 1
+                if rc < 0:
+                    if err != EINTR:
+                        raise OSError(err, os.strerror(err))
+                    after_eintr(self._retry)
+        finally:
+            self._waiters -= 1
+            if self._closed and self._waiters == 0:
+                self._release_fds()
+
+    cdef int _ensure_wake_fd(self) except -1:
+        cdef pid_t pid = getpid()
+
+        # A child of fork() shares its parent's eventfd; it gets its own so
+        # that neither process's close() wakes the other's waiters.
+        if self._wake_fd >= 0 and self._wake_pid == pid:
+            return 0
+        if self._wake_fd >= 0:
+            close(self._wake_fd)
+        self._wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)
+        if self._wake_fd < 0:
+            raise OSError(errno, os.strerror(errno))
+        self._wake_pid = pid
+        return 0
+
+    # -- errors -----------------------------------------------------------
+
+    cdef int _raise_closed(self) except -1:
+        raise QueueError(EBADF, f"queue {self._name!r} is closed")
+
+    cdef int _raise_io(self, int err, str action) except -1:
+        # mq_send(3) / mq_receive(3): EBADF when the handle was not opened
+        # for this direction, EMSGSIZE when a message or buffer does not
+        # fit, EINTR only if a signal arrives in the short non-blocking
+        # call.
+        if err == EBADF:
+            raise_errno(
+                err, f"cannot {action} queue {self._name!r}: the handle "
+                "was not opened for it (read=/write=)"
+            )
+        if err == EINTR:
+            after_eintr(True)
+            return 0
+        raise_errno(
+            err, f"cannot {action} queue {self._name!r}: {os.strerror(err)}"
+        )
+
+    # -- state ------------------------------------------------------------
+
+    def qattr(self):
+        """Return ``{'size', 'max_size', 'max_msgbytes'}`` of the queue."""
+        cdef mq_attr attr
+
+        if self._closed:
+            self._raise_closed()
+        if mq_getattr(self._fd, &attr) < 0:
+            raise_errno(errno, f"cannot read the attributes of {self._name!r}")
+        return {
+            "size": attr.mq_curmsgs,
+            "max_size": attr.mq_maxmsg,
+            "max_msgbytes": attr.mq_msgsize,
+        }
+
+    cdef long _curmsgs(self) except -1:
+        cdef mq_attr attr
+
+        if self._closed:
+            self._raise_closed()
+        if mq_getattr(self._fd, &attr) < 0:
+            raise_errno(errno, f"cannot read the attributes of {self._name!r}")
+        return attr.mq_curmsgs
+
+    def qsize(self):
+        """Return the number of messages in the queue now.
+
+        Other processes may change it at any moment: ``qsize() > 0`` does
+        not promise that a ``get()`` will not block.
+        """
+        return self._curmsgs()
+
+    def empty(self):
+        """Return True if the queue holds no message now."""
+        return self._curmsgs() == 0
+
+    def full(self):
+        """Return True if the queue holds :attr:`maxsize` messages now."""
+        return self._curmsgs() >= self._maxsize
+
+    def fileno(self):
+        """Return the queue descriptor, for select, poll and asyncio.
+
+        It is readable while the queue holds a message and writable while
+        it has room.  The handle owns it: do not close it yourself.
+        """
+        if self._closed:
+            self._raise_closed()
+        return self._fd
+
+    def close(self):
+        """Close this handle; the queue itself stays (see :meth:`unlink`).
+
+        Threads waiting on this handle wake up with QueueError
+        (INVALID_DESCRIPTOR).  Closing twice raises the same error.
+        """
+        if self._closed:
+            raise QueueError(EBADF, f"queue {self._name!r} is already closed")
+
+        self._closed = True
+        if self._waiters:
+            eventfd_write(self._wake_fd, 1)
+        else:
+            self._release_fds()
+
+    cdef void _release_fds(self) noexcept:
+        if self._fd >= 0:
+            mq_close(self._fd)
+            self._fd = -1
+        if self._wake_fd >= 0:
+            close(self._wake_fd)
+            self._wake_fd = -1
+
+    def unlink(self):
+        """Remove the queue from the system (see :func:`unlink`)."""
+        unlink(self._name)

@@ -1,0 +1,709 @@
+# cython: language_level=3
+"""System V message queues (msgop(2)): the engine of ipcq.sysvmq."""
+
+from cpython.buffer cimport PyBuffer_Release
+from cpython.bytes cimport PyBytes_FromStringAndSize
+from libc.errno cimport (
+    E2BIG, EACCES, EAGAIN, EBADF, EEXIST, EIDRM, EINTR, EINVAL, EMSGSIZE,
+    ENOENT, ENOMSG, ENOSPC, EPERM, errno,
+)
+from libc.stdlib cimport free, malloc
+from libc.string cimport memcpy
+from posix.time cimport nanosleep, timespec
+
+from ipcq._common cimport (
+    CODEC_PICKLE, Codec, after_eintr, deadline_for, fill_timespec, monotonic,
+    raise_errno,
+)
+from ipcq.includes.msg cimport (
+    IPC_CREAT, IPC_EXCL, IPC_NOWAIT, IPC_PRIVATE, IPC_RMID, IPC_SET,
+    IPC_STAT, ftok as c_ftok, key_t, msgctl, msgget, msgrcv, msgsnd,
+    msqid_ds,
+)
+
+import os
+import queue
+import warnings
+
+from ipcq._common import PickleSecurityWarning, QueueError, read_limit
+from ipcq.serializers import resolve
+
+__all__ = ["Queue", "QueueError", "ftok", "remove"]
+
+cdef str KERNEL_PROC = "/proc/sys/kernel/"
+
+# The kernel's default msgmax, used only where /proc cannot be read.
+cdef Py_ssize_t MSGMAX_FALLBACK = 8192
+
+# A message buffer starts with the C long mtype, then the text.
+cdef Py_ssize_t HEADER = sizeof(long)
+
+# A timed wait polls with IPC_NOWAIT (the kernel has no timed msgrcv or
+# msgsnd), sleeping between tries: first POLL_FIRST seconds, doubling up to
+# POLL_MAX.  The wait thus ends within POLL_MAX of its deadline, and costs
+# a few hundred short system calls a second, not a busy core.
+cdef double POLL_FIRST = 0.0001
+cdef double POLL_MAX = 0.002
+
+
+cdef Py_ssize_t read_msgmax():
+    cdef object value = read_limit(KERNEL_PROC + "msgmax")
+    if value is None or value <= 0:
+        return MSGMAX_FALLBACK
+    return value
+
+
+def ftok(path, proj_id):
+    """Return the System V key that ftok(3) makes of *path* and *proj_id*.
+
+    C programs that call ``ftok(path, proj_id)`` on the same file get the
+    same key.  *proj_id* is 1 to 255.  The key is returned as an unsigned
+    32-bit number, the form :class:`Queue` takes.
+    """
+    cdef bytes raw = os.fsencode(path)
+    cdef int proj = proj_id
+    cdef key_t key
+
+    if not 1 <= proj <= 255:
+        raise QueueError(EINVAL, f"proj_id must be 1 to 255, not {proj}")
+
+    key = c_ftok(raw, proj)
+    if key == -1:
+        raise OSError(errno, os.strerror(errno), os.fsdecode(raw))
+    return <unsigned int>key
+
+
+cdef class Queue:
+    """A System V message queue.
+
+    ``Queue(key=None, max_bytes=None, serializer=None, *, mode=0o600,
+    create=True, exclusive=False, retry_interrupted=False)``
+
+    *key* None or 0 makes a new private queue (IPC_PRIVATE), reachable by
+    its :attr:`id` and by children; a positive key (at most 2**32 - 1)
+    opens the queue with that key, creating it if it is missing.  A
+    negative or bigger key raises OverflowError.  *max_bytes* sets the
+    queue's capacity in bytes (``msg_qbytes``); going above
+    ``kernel.msgmnb`` needs CAP_SYS_RESOURCE.  *serializer* is as for
+    :class:`ipcq.posixmq.Queue`.
+
+    Keyword-only options: *mode*, the permission bits of a queue this
+    call creates (0600: only its owner may use it); *create* False opens
+    an existing queue and never creates one; *exclusive* True fails with
+    FileExistsError if the key is taken; *retry_interrupted* True resumes
+    a wait that a signal interrupted instead of raising INTERRUPTED.
+
+    As in ipcqueue, :meth:`close` removes the queue from the system;
+    :meth:`detach` forgets it and leaves it in place.
+    """
+
+    cdef int _id
+    cdef unsigned int _key
+    cdef bint _closed
+    cdef bint _retry
+    cdef Codec _codec
+    cdef Py_ssize_t _msgmax
+    cdef char *_rbuf
+    cdef Py_ssize_t _rcap
+    cdef bint _rbusy
+    cdef char *_sbuf
+    cdef bint _sbusy
+    cdef Py_ssize_t _scap
+    cdef object __weakref__
+
+    def __cinit__(self):
+        self._id = -1
+        self._closed = True
+
+    def __init__(self, key=None, max_bytes=None, serializer=None, *,
+                 mode=0o600, bint create=True, bint exclusive=False,
+                 bint retry_interrupted=False):
+        cdef object k = 0 if key is None else key
+        cdef key_t c_key
+        cdef int c_mode
+        cdef int flags
+        cdef int qid = -1
+        cdef int err = 0
+        cdef bint created = False
+
+        if self._id >= 0:
+            raise RuntimeError("Queue.__init__() called twice")
+        if isinstance(k, float):
+            raise TypeError("key must be an int, not float")
+        if not 0 <= k <= 0xFFFFFFFF:
+            raise OverflowError(f"key must be 0 to 4294967295, not {k!r}")
+        c_key = <key_t><unsigned int>k
+        if isinstance(mode, float) or not 0 <= mode <= 0o777:
+            raise QueueError(EINVAL, f"mode must be 0 to 0o777, not {mode!r}")
+        c_mode = mode
+        if max_bytes is not None:
+            if isinstance(max_bytes, float):
+                raise TypeError("max_bytes must be an int, not float")
+            if max_bytes <= 0:
+                raise QueueError(
+                    EINVAL, f"max_bytes must be at least 1, not {max_bytes}"
+                )
+        self._codec = resolve(serializer)
+
+        if c_key == IPC_PRIVATE:
+            if not create:
+                raise QueueError(
+                    EINVAL, "a private queue (key None or 0) is always new: "
+                    "create=False cannot open one"
+                )
+            qid = msgget(IPC_PRIVATE, IPC_CREAT | c_mode)
+            err = errno
+            created = qid >= 0
+        else:
+            # As for POSIX queues: create exclusively first, so that only a
+            # queue this call made gets the caller's mode and max_bytes
+            # rolls back cleanly; then open an existing one as it is.
+            for _ in range(100):
+                if create:
+                    qid = msgget(c_key, IPC_CREAT | IPC_EXCL | c_mode)
+                    err = errno
+                    if qid >= 0:
+                        created = True
+                        break
+                    if err != EEXIST or exclusive:
+                        break
+                qid = msgget(c_key, 0)
+                err = errno
+                if qid >= 0 or err != ENOENT or not create:
+                    break
+
+        if qid < 0:
+            raise_errno(err, self._open_error(err, k))
+
+        self._id = qid
+        self._key = <unsigned int>c_key
+        self._closed = False
+        self._retry = retry_interrupted
+        self._msgmax = read_msgmax()
+        if max_bytes is not None:
+            try:
+                self._set_max_bytes(max_bytes)
+            except BaseException:
+                if created:
+                    msgctl(qid, IPC_RMID, NULL)
+                self._closed = True
+                raise
+        if self._codec.kind == CODEC_PICKLE:
+            self._warn_if_shared()
+
+    cdef str _open_error(self, int err, object key):
+        if err == ENOSPC:
+            return (
+                "cannot create a queue: the system already has msgmni="
+                f"{read_limit(KERNEL_PROC + 'msgmni')} queues "
+                f"({KERNEL_PROC}msgmni); remove unused ones ('ipcs -q', "
+                "'ipcrm') or raise it as root with 'sysctl kernel.msgmni=N'"
+            )
+        if err == EACCES:
+            return f"permission denied for the queue with key {key}"
+        if err == ENOENT:
+            return f"no queue has key {key}"
+        if err == EEXIST:
+            return f"a queue with key {key} already exists"
+        return f"cannot open the queue with key {key}: {os.strerror(err)}"
+
+    cdef int _set_max_bytes(self, object max_bytes) except -1:
+        cdef msqid_ds ds
+        cdef int err
+
+        self._stat(&ds)
+        ds.msg_qbytes = max_bytes
+        if msgctl(self._id, IPC_SET, &ds) == 0:
+            return 0
+
+        err = errno
+        if err == EPERM:
+            raise QueueError(
+                err,
+                f"max_bytes={max_bytes} is above the system limit msgmnb="
+                f"{read_limit(KERNEL_PROC + 'msgmnb')} ({KERNEL_PROC}msgmnb),"
+                " or this process does not own the queue; raising it needs "
+                "CAP_SYS_RESOURCE, or as root 'sysctl kernel.msgmnb="
+                f"{max_bytes}'",
+            )
+        raise_errno(err, f"cannot set max_bytes={max_bytes}: "
+                    f"{os.strerror(err)}")
+
+    cdef _warn_if_shared(self):
+        cdef msqid_ds ds
+
+        if msgctl(self._id, IPC_STAT, &ds) == 0 and ds.msg_perm.mode & 0o022:
+            warnings.warn(
+                f"queue {self._id} is writable by other users (mode "
+                f"{ds.msg_perm.mode & 0o777:#o}) and uses pickle, which runs "
+                "code chosen by whoever writes a message; use 'msgpack', "
+                "'json' or 'raw' with untrusted writers",
+                PickleSecurityWarning,
+                stacklevel=3,
+            )
+
+    def __dealloc__(self):
+        free(self._rbuf)
+        free(self._sbuf)
+
+    def __repr__(self):
+        state = "closed" if self._closed else "open"
+        return f"<ipcq.sysvmq.Queue key={self._key} id={self._id} {state}>"
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        """Leave the block: :meth:`close`, which removes the queue."""
+        if not self._closed:
+            self.close()
+
+    def __reduce__(self):
+        raise TypeError(
+            "a queue handle cannot be pickled; open the queue by key "
+            "(or by id, for a private queue) in the other process"
+        )
+
+    @property
+    def key(self):
+        """The key the queue was opened with; 0 for a private queue."""
+        return self._key
+
+    @property
+    def id(self):
+        """The kernel's identifier of the queue (msqid)."""
+        return self._id
+
+    @property
+    def serializer(self):
+        """The serializer this handle encodes and decodes with."""
+        return self._codec.serializer
+
+    @property
+    def closed(self):
+        """True once :meth:`close` or :meth:`detach` was called."""
+        return self._closed
+
+    @property
+    def max_bytes(self):
+        """The queue's capacity in bytes (``msg_qbytes``)."""
+        cdef msqid_ds ds
+        self._stat(&ds)
+        return ds.msg_qbytes
+
+    @max_bytes.setter
+    def max_bytes(self, value):
+        if value <= 0:
+            raise QueueError(EINVAL, f"max_bytes must be at least 1, not {value}")
+        self._set_max_bytes(value)
+
+    # -- sending ----------------------------------------------------------
+
+    def put(self, item, block=True, msg_type=1, pickle_protocol=None,
+            timeout=None):
+        """Put *item* into the queue as a message of type *msg_type*.
+
+        *msg_type* is a positive C long that receivers select on.  With
+        *block* true (the default), wait for room: forever if *timeout*
+        is None, else at most *timeout* seconds, then raise
+        :class:`queue.Full`.  With *block* false, raise queue.Full at once
+        if the queue is full.
+        """
+        cdef long mtype = msg_type
+        cdef double deadline = 0
+
+        if mtype < 1:
+            raise QueueError(
+                EINVAL, f"msg_type must be a positive integer, not {mtype}"
+            )
+        if block:
+            deadline = deadline_for(timeout)
+        self._send_item(item, mtype, block, deadline, pickle_protocol)
+
+    def put_nowait(self, item, msg_type=1, pickle_protocol=None):
+        """Put *item* without waiting: ``put(item, block=False)``."""
+        return self.put(item, False, msg_type, pickle_protocol)
+
+    cdef int _send_item(self, object item, long mtype, bint block,
+                        double deadline, object pickle_protocol) except -1:
+        cdef Py_buffer view
+        cdef object data
+        cdef char *buf
+        cdef Py_ssize_t size
+
+        if self._closed:
+            self._raise_closed()
+        data = self._codec.encode(item, pickle_protocol)
+
+        self._codec.get_buffer(data, &view)
+        try:
+            size = view.len
+            if size > self._msgmax:
+                self._msgmax = read_msgmax()
+                if size > self._msgmax:
+                    raise QueueError(
+                        EMSGSIZE,
+                        f"message of {size} bytes is bigger than the "
+                        f"system's {self._msgmax}-byte maximum (msgmax, "
+                        f"{KERNEL_PROC}msgmax)",
+                    )
+            # msgsnd(2) takes the type and the text in one buffer.
+            buf = self._take_send_buffer(size)
+            (<long *>buf)[0] = mtype
+            memcpy(buf + HEADER, view.buf, size)
+        finally:
+            PyBuffer_Release(&view)
+
+        try:
+            self._send(buf, size, block, deadline)
+        finally:
+            self._give_send_buffer(buf)
+        return 0
+
+    cdef int _send(self, char *buf, Py_ssize_t size, bint block,
+                   double deadline) except -1:
+        cdef int rc, err
+        cdef double delay = POLL_FIRST
+
+        rc = msgsnd(self._id, buf, size, IPC_NOWAIT)
+        if rc == 0:
+            return 0
+        err = errno
+        if err != EAGAIN:
+            self._raise_io(err, "send to")
+        if not block:
+            raise queue.Full
+        self._check_fits(size)
+
+        while True:
+            if deadline < 0:
+                with nogil:
+                    rc = msgsnd(self._id, buf, size, 0)
+                    err = errno
+            else:
+                if not self._nap(deadline, &delay):
+                    raise queue.Full
+                rc = msgsnd(self._id, buf, size, IPC_NOWAIT)
+                err = errno
+
+            if rc == 0:
+                return 0
+            if self._closed:
+                self._raise_closed_while_waiting()
+            if err == EINTR:
+                after_eintr(self._retry)
+            elif err != EAGAIN:
+                self._raise_io(err, "send to")
+
+    cdef int _check_fits(self, Py_ssize_t size) except -1:
+        # A message larger than the queue's byte capacity would wait
+        # forever; msgsnd(2) only fails on size > msgmax.
+        cdef msqid_ds ds
+
+        self._stat(&ds)
+        if <unsigned long>size > ds.msg_qbytes:
+            raise QueueError(
+                EMSGSIZE,
+                f"message of {size} bytes can never fit in queue {self._id}, "
+                f"whose capacity (max_bytes) is {ds.msg_qbytes} bytes",
+            )
+        return 0
+
+    cdef char *_take_send_buffer(self, Py_ssize_t size) except NULL:
+        cdef char *buf
+
+        if not self._sbusy:
+            if self._scap < size:
+                buf = <char *>malloc(HEADER + max(size, self._msgmax))
+                if buf == NULL:
+                    raise MemoryError()
+                free(self._sbuf)
+                self._sbuf = buf
+                self._scap = max(size, self._msgmax)
+            self._sbusy = True
+            return self._sbuf
+
+        buf = <char *>malloc(HEADER + size)
+        if buf == NULL:
+            raise MemoryError()
+        return buf
+
+    cdef void _give_send_buffer(self, char *buf) noexcept:
+        if buf == self._sbuf:
+            self._sbusy = False
+        else:
+            free(buf)
+
+    # -- receiving --------------------------------------------------------
+
+    def get(self, block=True, msg_type=0, timeout=None):
+        """Remove and return an item from the queue.
+
+        *msg_type* 0 takes the first message; a positive one the first
+        message of that type; a negative one the first message of the
+        lowest type at most ``abs(msg_type)``.  With *block* true (the
+        default), wait for a message: forever if *timeout* is None, else
+        at most *timeout* seconds, then raise :class:`queue.Empty`.  With
+        *block* false, raise queue.Empty at once if there is none.
+        """
+        return self._get(block, msg_type, timeout, False)
+
+    def get_nowait(self, msg_type=0):
+        """Get an item without waiting: ``get(block=False)``."""
+        return self._get(False, msg_type, None, False)
+
+    def get_with_type(self, block=True, msg_type=0, timeout=None):
+        """Like :meth:`get`, but return ``(item, msg_type)``."""
+        return self._get(block, msg_type, timeout, True)
+
+    cdef object _get(self, bint block, long mtype, object timeout,
+                     bint with_type):
+        cdef double deadline = 0
+        cdef long got_type = 0
+        cdef bytes data
+        cdef object item
+
+        if self._closed:
+            self._raise_closed()
+        if block:
+            deadline = deadline_for(timeout)
+
+        data = self._receive(mtype, block, deadline, &got_type)
+        item = self._codec.decode(data, got_type, True)
+        if with_type:
+            return item, got_type
+        return item
+
+    cdef bytes _receive(self, long mtype, bint block, double deadline,
+                        long *got_type):
+        cdef char *buf
+        cdef Py_ssize_t size
+
+        while True:
+            buf = self._take_receive_buffer()
+            try:
+                size = self._receive_into(buf, mtype, block, deadline)
+                if size >= 0:
+                    got_type[0] = (<long *>buf)[0]
+                    # Exactly the message's size: a kept message holds no
+                    # more memory than it needs.
+                    return PyBytes_FromStringAndSize(buf + HEADER, size)
+            finally:
+                self._give_receive_buffer(buf)
+
+            # E2BIG: the message is longer than the buffer, which was
+            # sized for msgmax, so msgmax was raised since.  The message
+            # stays queued; read it again with a larger buffer.
+            self._msgmax = max(read_msgmax(), 2 * self._rcap)
+
+    cdef Py_ssize_t _receive_into(self, char *buf, long mtype, bint block,
+                                  double deadline) except -1:
+        """Receive into *buf*; return the text's size, or -2 on E2BIG."""
+        cdef Py_ssize_t size
+        cdef Py_ssize_t cap = self._rcap
+        cdef int err
+        cdef double delay = POLL_FIRST
+
+        size = msgrcv(self._id, buf, cap, mtype, IPC_NOWAIT)
+        if size >= 0:
+            return size
+        err = errno
+        if err == E2BIG:
+            return -2
+        if err != ENOMSG:
+            self._raise_io(err, "receive from")
+        if not block:
+            raise queue.Empty
+
+        while True:
+            if deadline < 0:
+                with nogil:
+                    size = msgrcv(self._id, buf, cap, mtype, 0)
+                    err = errno
+            else:
+                if not self._nap(deadline, &delay):
+                    raise queue.Empty
+                size = msgrcv(self._id, buf, cap, mtype, IPC_NOWAIT)
+                err = errno
+
+            if size >= 0:
+                return size
+            if self._closed:
+                self._raise_closed_while_waiting()
+            if err == E2BIG:
+                return -2
+            if err == EINTR:
+                after_eintr(self._retry)
+            elif err != ENOMSG:
+                self._raise_io(err, "receive from")
+
+    cdef char *_take_receive_buffer(self) except NULL:
+        # One receive buffer per queue, sized so that any message the
+        # kernel accepts (up to msgmax) fits.  While a thread waits with
+        # it, another thread receiving on the same handle gets its own.
+        cdef char *buf
+        cdef Py_ssize_t msgmax
+
+        if not self._rbusy:
+            if self._rbuf == NULL or self._rcap < self._msgmax:
+                msgmax = max(self._msgmax, read_msgmax())
+                buf = <char *>malloc(HEADER + msgmax)
+                if buf == NULL:
+                    raise MemoryError()
+                free(self._rbuf)
+                self._rbuf = buf
+                self._rcap = msgmax
+                self._msgmax = msgmax
+            self._rbusy = True
+            return self._rbuf
+
+        buf = <char *>malloc(HEADER + self._rcap)
+        if buf == NULL:
+            raise MemoryError()
+        return buf
+
+    cdef void _give_receive_buffer(self, char *buf) noexcept:
+        if buf == self._rbuf:
+            self._rbusy = False
+        else:
+            free(buf)
+
+    # -- waiting ----------------------------------------------------------
+
+    cdef int _nap(self, double deadline, double *delay) except -1:
+        """Sleep before the next try of a timed wait.
+
+        Returns 0 once the deadline (CLOCK_MONOTONIC) has passed, else
+        sleeps for *delay* seconds or until the deadline, whichever comes
+        first, doubles *delay* up to POLL_MAX and returns 1.  A signal
+        ends the sleep early: the Python handlers run, then the wait goes
+        on or raises as for any interrupted wait.
+        """
+        cdef double left = deadline - monotonic()
+        cdef timespec ts
+        cdef int rc, err
+
+        if left <= 0:
+            return 0
+        fill_timespec(&ts, min(left, delay[0]))
+        delay[0] = min(delay[0] * 2, POLL_MAX)
+
+        with nogil:
+            rc = nanosleep(&ts, NULL)
+            err = errno
+
+        if self._closed:
+            self._raise_closed_while_waiting()
+        if rc < 0 and err == EINTR:
+            after_eintr(self._retry)
+        return 1
+
+    # -- errors -----------------------------------------------------------
+
+    cdef int _raise_closed(self) except -1:
+        raise QueueError(EBADF, f"queue {self._id} is closed")
+
+    cdef int _raise_closed_while_waiting(self) except -1:
+        raise QueueError(EBADF, f"queue {self._id} was closed while waiting")
+
+    cdef int _raise_io(self, int err, str action) except -1:
+        # msgop(2): EIDRM when the queue is removed while a call waits,
+        # EINVAL when the identifier no longer names a queue (the other
+        # arguments are checked before the call), EACCES without read or
+        # write permission.
+        if err == EIDRM or err == EINVAL:
+            raise_errno(EIDRM, f"queue {self._id} was removed from the system")
+        if err == EACCES:
+            raise_errno(err, f"permission denied to {action} queue {self._id}")
+        raise_errno(
+            err, f"cannot {action} queue {self._id}: {os.strerror(err)}"
+        )
+
+    # -- state ------------------------------------------------------------
+
+    cdef int _stat(self, msqid_ds *ds) except -1:
+        if self._closed:
+            self._raise_closed()
+        if msgctl(self._id, IPC_STAT, ds) < 0:
+            self._raise_io(errno, "read the state of")
+        return 0
+
+    def qattr(self):
+        """Return the queue's state as a dict.
+
+        ``size`` (messages), ``max_bytes`` (capacity), as in ipcqueue, and
+        ``bytes`` (bytes queued), ``mode``, ``uid``, ``gid``, ``cuid``,
+        ``cgid``, ``last_send_pid``, ``last_receive_pid``,
+        ``last_send_time``, ``last_receive_time``, ``last_change_time``.
+        """
+        cdef msqid_ds ds
+
+        self._stat(&ds)
+        return {
+            "size": ds.msg_qnum,
+            "max_bytes": ds.msg_qbytes,
+            "bytes": ds.msg_cbytes,
+            "mode": ds.msg_perm.mode & 0o777,
+            "uid": ds.msg_perm.uid,
+            "gid": ds.msg_perm.gid,
+            "cuid": ds.msg_perm.cuid,
+            "cgid": ds.msg_perm.cgid,
+            "last_send_pid": ds.msg_lspid,
+            "last_receive_pid": ds.msg_lrpid,
+            "last_send_time": ds.msg_stime,
+            "last_receive_time": ds.msg_rtime,
+            "last_change_time": ds.msg_ctime,
+        }
+
+    def qsize(self):
+        """Return the number of messages in the queue now."""
+        cdef msqid_ds ds
+        self._stat(&ds)
+        return ds.msg_qnum
+
+    def empty(self):
+        """Return True if the queue holds no message now."""
+        cdef msqid_ds ds
+        self._stat(&ds)
+        return ds.msg_qnum == 0
+
+    def close(self):
+        """Remove the queue from the system (IPC_RMID), as ipcqueue does.
+
+        Every process's waiting calls on it fail at once; messages left in
+        it are gone.  A second close raises QueueError with
+        INVALID_DESCRIPTOR.  To stop using the queue without removing it,
+        call :meth:`detach`.
+        """
+        cdef int err
+
+        if self._closed:
+            raise QueueError(EBADF, f"queue {self._id} is already closed")
+
+        if msgctl(self._id, IPC_RMID, NULL) < 0:
+            err = errno
+            # EINVAL/EIDRM: already removed by someone else, which is what
+            # close() was asked for.
+            if err != EINVAL and err != EIDRM:
+                self._raise_io(err, "remove")
+        self._closed = True
+
+    def detach(self):
+        """Stop using the queue through this handle; the queue stays."""
+        if self._closed:
+            raise QueueError(EBADF, f"queue {self._id} is already closed")
+        self._closed = True
+
+
+def remove(msqid):
+    """Remove the queue whose identifier (not key) is *msqid*."""
+    cdef int qid = msqid
+
+    if msgctl(qid, IPC_RMID, NULL) == 0:
+        return
+    err = errno
+    if err == EINVAL or err == EIDRM:
+        raise_errno(ENOENT, f"no queue has id {qid}")
+    if err == EPERM:
+        raise_errno(err, f"permission denied to remove queue {qid}")
+    raise_errno(err, f"cannot remove queue {qid}: {os.strerror(err)}")
