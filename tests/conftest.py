@@ -92,3 +92,20 @@ def kind(request):
 def q(make_queue, kind):
     """An empty queue of each kind: POSIX 5 x 256 B, System V default."""
     return make_queue(kind)
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--run-slow",
+        action="store_true",
+        help="also run the long soak and fuzz variants (marked slow)",
+    )
+
+
+def pytest_collection_modifyitems(config, items):
+    if config.getoption("--run-slow"):
+        return
+    skip = pytest.mark.skip(reason="a long variant: run with --run-slow")
+    for item in items:
+        if "slow" in item.keywords:
+            item.add_marker(skip)
