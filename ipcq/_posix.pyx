@@ -1,7 +1,9 @@
 # cython: language_level=3
 """POSIX message queues (mq_overview(7)): the engine of ipcq.posixmq."""
 
-from cpython.buffer cimport PyBuffer_Release
+from cpython.buffer cimport (
+    PyBUF_WRITABLE, PyBuffer_Release, PyObject_GetBuffer,
+)
 from cpython.bytes cimport PyBytes_FromStringAndSize
 from libc.errno cimport (
     EACCES, EAGAIN, EBADF, EEXIST, EINTR, EINVAL, EMFILE, EMSGSIZE,
@@ -32,7 +34,9 @@ import queue
 import resource
 import warnings
 
-from ipcq._common import PickleSecurityWarning, QueueError, read_limit
+from ipcq._common import (
+    DecodeError, PickleSecurityWarning, QueueError, read_limit,
+)
 from ipcq.serializers import resolve
 
 __all__ = ["Queue", "QueueError", "unlink", "PRIORITY_MAX"]
@@ -81,6 +85,16 @@ cdef bytes encode_name(object name):
             f"more than the limit of {NAME_MAX}",
         )
     return raw
+
+
+cdef unsigned int check_priority(object priority) except? 0:
+    cdef long prio = priority
+
+    if prio < 0 or prio > PRIO_LIMIT:
+        raise QueueError(
+            EINVAL, f"priority must be 0 to {PRIO_LIMIT}, not {prio}"
+        )
+    return <unsigned int>prio
 
 
 cdef long positive(object value, str what) except -1:
@@ -376,30 +390,47 @@ cdef class Queue:
         priorities in the order sent.  *pickle_protocol* overrides the
         pickle serializer's protocol for this message.
         """
-        cdef long prio = priority
-        cdef double deadline = 0
+        cdef unsigned int prio = check_priority(priority)
+        cdef double deadline = deadline_for(timeout) if block else 0
 
-        if prio < 0 or prio > PRIO_LIMIT:
-            raise QueueError(
-                EINVAL, f"priority must be 0 to {PRIO_LIMIT}, not {prio}"
-            )
-        if block:
-            deadline = deadline_for(timeout)
-        self._send_item(item, <unsigned int>prio, block, deadline,
-                        pickle_protocol)
+        if self._closed:
+            self._raise_closed()
+        if not self._send_item(item, prio, block, deadline, pickle_protocol):
+            raise queue.Full
 
     def put_nowait(self, item, priority=0, pickle_protocol=None):
         """Put *item* without waiting: ``put(item, block=False)``."""
         return self.put(item, False, None, priority, pickle_protocol)
 
-    cdef int _send_item(self, object item, unsigned int prio, bint block,
-                        double deadline, object pickle_protocol) except -1:
-        cdef Py_buffer view
-        cdef object data
+    def put_many(self, items, block=True, timeout=None, priority=0,
+                 pickle_protocol=None):
+        """Put every item of the iterable *items*, in order; return the count.
+
+        One call pays Python's overhead once for the batch.  With *block*
+        true and no *timeout*, every item is put, waiting for room as
+        needed.  Otherwise the batch stops at the first item that finds
+        no room (at once with *block* false, or when *timeout*, counted
+        for the whole batch, runs out), and the return value tells how
+        many items were put: the rest were not sent.
+        """
+        cdef unsigned int prio = check_priority(priority)
+        cdef double deadline = deadline_for(timeout) if block else 0
+        cdef Py_ssize_t count = 0
 
         if self._closed:
             self._raise_closed()
-        data = self._codec.encode(item, pickle_protocol)
+        for item in items:
+            if not self._send_item(item, prio, block, deadline,
+                                   pickle_protocol):
+                break
+            count += 1
+        return count
+
+    cdef int _send_item(self, object item, unsigned int prio, bint block,
+                        double deadline, object pickle_protocol) except -1:
+        """Encode and send one item; return 1 if sent, 0 if no room."""
+        cdef Py_buffer view
+        cdef object data = self._codec.encode(item, pickle_protocol)
 
         self._codec.get_buffer(data, &view)
         try:
@@ -409,26 +440,27 @@ cdef class Queue:
                     f"message of {view.len} bytes is bigger than the "
                     f"{self._msgsize}-byte maximum of queue {self._name!r}",
                 )
-            self._send(<const char *>view.buf, view.len, prio, block,
-                       deadline)
+            return self._send(<const char *>view.buf, view.len, prio, block,
+                              deadline)
         finally:
             PyBuffer_Release(&view)
-        return 0
 
     cdef int _send(self, const char *buf, size_t size, unsigned int prio,
                    bint block, double deadline) except -1:
         cdef int rc, err
 
         while True:
+            if self._closed:
+                self._raise_closed()
             rc = mq_timedsend(self._fd, buf, size, prio, &EXPIRED)
             if rc == 0:
-                return 0
+                return 1
 
             err = errno
             if err != ETIMEDOUT and err != EAGAIN:
                 self._raise_io(err, "send to")
             if not block or not self._wait(POLLOUT, deadline):
-                raise queue.Full
+                return 0
 
     # -- receiving --------------------------------------------------------
 
@@ -452,45 +484,129 @@ cdef class Queue:
         return self._get(block, timeout, True)
 
     cdef object _get(self, bint block, object timeout, bint with_priority):
-        cdef double deadline = 0
+        cdef double deadline = deadline_for(timeout) if block else 0
         cdef unsigned int prio = 0
-        cdef Py_ssize_t size
-        cdef bytes data
+        cdef object data
         cdef object item
 
         if self._closed:
             self._raise_closed()
-        if block:
-            deadline = deadline_for(timeout)
 
         data = self._receive(block, deadline, &prio)
+        if data is None:
+            raise queue.Empty
         item = self._codec.decode(data, prio, False)
         if with_priority:
             return item, prio
         return item
 
-    cdef bytes _receive(self, bint block, double deadline,
-                        unsigned int *prio):
+    def get_many(self, max_items, block=True, timeout=None):
+        """Remove and return up to *max_items* items, as a list.
+
+        Waits as :meth:`get` does for the first item only (raising
+        :class:`queue.Empty` if none comes), then takes what else is
+        already there without waiting.  If a message cannot be decoded,
+        :class:`ipcq.DecodeError` is raised with the items received
+        before it in its ``items`` attribute, so that none is lost.
+        """
+        cdef Py_ssize_t limit = max_items
+        cdef double deadline = deadline_for(timeout) if block else 0
+        cdef unsigned int prio = 0
+        cdef list items = []
+        cdef object data
+
+        if limit < 1:
+            raise QueueError(
+                EINVAL, f"max_items must be at least 1, not {limit}"
+            )
+        if self._closed:
+            self._raise_closed()
+
+        data = self._receive(block, deadline, &prio)
+        if data is None:
+            raise queue.Empty
+        while True:
+            try:
+                items.append(self._codec.decode(data, prio, False))
+            except DecodeError as exc:
+                exc.items = items
+                raise
+            if len(items) >= limit:
+                return items
+            data = self._receive(False, 0, &prio)
+            if data is None:
+                return items
+
+    def get_into(self, buffer, block=True, timeout=None):
+        """Receive the next message's bytes into *buffer*, with no allocation.
+
+        *buffer* is any writable contiguous buffer (bytearray, memoryview,
+        numpy array) of at least :attr:`maxmsgsize` bytes, which
+        mq_receive(3) requires whatever the message's size; a smaller one
+        raises QueueError (TOO_BIG_MESSAGE) before anything is received.
+        The serializer is not applied.  Returns ``(nbytes, priority)``;
+        waiting works as for :meth:`get`.
+        """
+        cdef Py_buffer view
+        cdef double deadline = deadline_for(timeout) if block else 0
+        cdef unsigned int prio = 0
+        cdef Py_ssize_t size
+
+        if self._closed:
+            self._raise_closed()
+        PyObject_GetBuffer(buffer, &view, PyBUF_WRITABLE)
+        try:
+            if view.len < self._msgsize:
+                raise QueueError(
+                    EMSGSIZE,
+                    f"buffer of {view.len} bytes is smaller than the "
+                    f"{self._msgsize}-byte maximum message size of queue "
+                    f"{self._name!r}; a receive needs room for the largest",
+                )
+            size = self._receive_into(<char *>view.buf, view.len, block,
+                                      deadline, &prio)
+        finally:
+            PyBuffer_Release(&view)
+        if size < 0:
+            raise queue.Empty
+        return size, prio
+
+    cdef object _receive(self, bint block, double deadline,
+                         unsigned int *prio):
+        """Receive one message as bytes, or None if none came in time."""
         cdef char *buf = self._take_buffer()
+        cdef Py_ssize_t size
+
+        try:
+            size = self._receive_into(buf, self._msgsize, block, deadline,
+                                      prio)
+            if size < 0:
+                return None
+            # Exactly the message's size: a kept message holds no more
+            # memory than it needs.
+            return PyBytes_FromStringAndSize(buf, size)
+        finally:
+            self._give_buffer(buf)
+
+    cdef Py_ssize_t _receive_into(self, char *buf, size_t cap, bint block,
+                                  double deadline,
+                                  unsigned int *prio) except -2:
+        """Receive into *buf*; return the size, or -1 if none came."""
         cdef Py_ssize_t size
         cdef int err
 
-        try:
-            while True:
-                size = mq_timedreceive(self._fd, buf, self._msgsize, prio,
-                                       &EXPIRED)
-                if size >= 0:
-                    # Exactly the message's size: a kept message holds no
-                    # more memory than it needs.
-                    return PyBytes_FromStringAndSize(buf, size)
+        while True:
+            if self._closed:
+                self._raise_closed()
+            size = mq_timedreceive(self._fd, buf, cap, prio, &EXPIRED)
+            if size >= 0:
+                return size
 
-                err = errno
-                if err != ETIMEDOUT and err != EAGAIN:
-                    self._raise_io(err, "receive from")
-                if not block or not self._wait(POLLIN, deadline):
-                    raise queue.Empty
-        finally:
-            self._give_buffer(buf)
+            err = errno
+            if err != ETIMEDOUT and err != EAGAIN:
+                self._raise_io(err, "receive from")
+            if not block or not self._wait(POLLIN, deadline):
+                return -1
 
     cdef char *_take_buffer(self) except NULL:
         # One receive buffer per queue.  While a thread waits with it (the

@@ -1,7 +1,9 @@
 # cython: language_level=3
 """System V message queues (msgop(2)): the engine of ipcq.sysvmq."""
 
-from cpython.buffer cimport PyBuffer_Release
+from cpython.buffer cimport (
+    PyBUF_WRITABLE, PyBuffer_Release, PyObject_GetBuffer,
+)
 from cpython.bytes cimport PyBytes_FromStringAndSize
 from libc.errno cimport (
     E2BIG, EACCES, EAGAIN, EBADF, EEXIST, EIDRM, EINTR, EINVAL, EMSGSIZE,
@@ -25,7 +27,9 @@ import os
 import queue
 import warnings
 
-from ipcq._common import PickleSecurityWarning, QueueError, read_limit
+from ipcq._common import (
+    DecodeError, PickleSecurityWarning, QueueError, read_limit,
+)
 from ipcq.serializers import resolve
 
 __all__ = ["Queue", "QueueError", "ftok", "remove"]
@@ -44,6 +48,16 @@ cdef Py_ssize_t HEADER = sizeof(long)
 # a few hundred short system calls a second, not a busy core.
 cdef double POLL_FIRST = 0.0001
 cdef double POLL_MAX = 0.002
+
+
+cdef long check_type(object msg_type) except 0:
+    cdef long mtype = msg_type
+
+    if mtype < 1:
+        raise QueueError(
+            EINVAL, f"msg_type must be a positive integer, not {mtype}"
+        )
+    return mtype
 
 
 cdef Py_ssize_t read_msgmax():
@@ -309,31 +323,49 @@ cdef class Queue:
         :class:`queue.Full`.  With *block* false, raise queue.Full at once
         if the queue is full.
         """
-        cdef long mtype = msg_type
-        cdef double deadline = 0
+        cdef long mtype = check_type(msg_type)
+        cdef double deadline = deadline_for(timeout) if block else 0
 
-        if mtype < 1:
-            raise QueueError(
-                EINVAL, f"msg_type must be a positive integer, not {mtype}"
-            )
-        if block:
-            deadline = deadline_for(timeout)
-        self._send_item(item, mtype, block, deadline, pickle_protocol)
+        if self._closed:
+            self._raise_closed()
+        if not self._send_item(item, mtype, block, deadline, pickle_protocol):
+            raise queue.Full
 
     def put_nowait(self, item, msg_type=1, pickle_protocol=None):
         """Put *item* without waiting: ``put(item, block=False)``."""
         return self.put(item, False, msg_type, pickle_protocol)
 
-    cdef int _send_item(self, object item, long mtype, bint block,
-                        double deadline, object pickle_protocol) except -1:
-        cdef Py_buffer view
-        cdef object data
-        cdef char *buf
-        cdef Py_ssize_t size
+    def put_many(self, items, block=True, msg_type=1, pickle_protocol=None,
+                 timeout=None):
+        """Put every item of the iterable *items*, in order; return the count.
+
+        One call pays Python's overhead once for the batch.  With *block*
+        true and no *timeout*, every item is put, waiting for room as
+        needed.  Otherwise the batch stops at the first item that finds
+        no room (at once with *block* false, or when *timeout*, counted
+        for the whole batch, runs out), and the return value tells how
+        many items were put: the rest were not sent.
+        """
+        cdef long mtype = check_type(msg_type)
+        cdef double deadline = deadline_for(timeout) if block else 0
+        cdef Py_ssize_t count = 0
 
         if self._closed:
             self._raise_closed()
-        data = self._codec.encode(item, pickle_protocol)
+        for item in items:
+            if not self._send_item(item, mtype, block, deadline,
+                                   pickle_protocol):
+                break
+            count += 1
+        return count
+
+    cdef int _send_item(self, object item, long mtype, bint block,
+                        double deadline, object pickle_protocol) except -1:
+        """Encode and send one item; return 1 if sent, 0 if no room."""
+        cdef Py_buffer view
+        cdef object data = self._codec.encode(item, pickle_protocol)
+        cdef char *buf
+        cdef Py_ssize_t size
 
         self._codec.get_buffer(data, &view)
         try:
@@ -355,24 +387,25 @@ cdef class Queue:
             PyBuffer_Release(&view)
 
         try:
-            self._send(buf, size, block, deadline)
+            return self._send(buf, size, block, deadline)
         finally:
             self._give_send_buffer(buf)
-        return 0
 
     cdef int _send(self, char *buf, Py_ssize_t size, bint block,
                    double deadline) except -1:
         cdef int rc, err
         cdef double delay = POLL_FIRST
 
+        if self._closed:
+            self._raise_closed()
         rc = msgsnd(self._id, buf, size, IPC_NOWAIT)
         if rc == 0:
-            return 0
+            return 1
         err = errno
         if err != EAGAIN:
             self._raise_io(err, "send to")
         if not block:
-            raise queue.Full
+            return 0
         self._check_fits(size)
 
         while True:
@@ -382,12 +415,12 @@ cdef class Queue:
                     err = errno
             else:
                 if not self._nap(deadline, &delay):
-                    raise queue.Full
+                    return 0
                 rc = msgsnd(self._id, buf, size, IPC_NOWAIT)
                 err = errno
 
             if rc == 0:
-                return 0
+                return 1
             if self._closed:
                 self._raise_closed_while_waiting()
             if err == EINTR:
@@ -458,31 +491,117 @@ cdef class Queue:
 
     cdef object _get(self, bint block, long mtype, object timeout,
                      bint with_type):
-        cdef double deadline = 0
+        cdef double deadline = deadline_for(timeout) if block else 0
         cdef long got_type = 0
-        cdef bytes data
+        cdef object data
         cdef object item
 
         if self._closed:
             self._raise_closed()
-        if block:
-            deadline = deadline_for(timeout)
 
         data = self._receive(mtype, block, deadline, &got_type)
+        if data is None:
+            raise queue.Empty
         item = self._codec.decode(data, got_type, True)
         if with_type:
             return item, got_type
         return item
 
-    cdef bytes _receive(self, long mtype, bint block, double deadline,
-                        long *got_type):
+    def get_many(self, max_items, block=True, msg_type=0, timeout=None):
+        """Remove and return up to *max_items* items, as a list.
+
+        Waits as :meth:`get` does for the first item only (raising
+        :class:`queue.Empty` if none comes), then takes what else of
+        *msg_type* is already there without waiting.  If a message cannot
+        be decoded, :class:`ipcq.DecodeError` is raised with the items
+        received before it in its ``items`` attribute, so none is lost.
+        """
+        cdef Py_ssize_t limit = max_items
+        cdef long mtype = msg_type
+        cdef double deadline = deadline_for(timeout) if block else 0
+        cdef long got_type = 0
+        cdef list items = []
+        cdef object data
+
+        if limit < 1:
+            raise QueueError(
+                EINVAL, f"max_items must be at least 1, not {limit}"
+            )
+        if self._closed:
+            self._raise_closed()
+
+        data = self._receive(mtype, block, deadline, &got_type)
+        if data is None:
+            raise queue.Empty
+        while True:
+            try:
+                items.append(self._codec.decode(data, got_type, True))
+            except DecodeError as exc:
+                exc.items = items
+                raise
+            if len(items) >= limit:
+                return items
+            data = self._receive(mtype, False, 0, &got_type)
+            if data is None:
+                return items
+
+    def get_into(self, buffer, block=True, msg_type=0, timeout=None):
+        """Receive the next message's bytes into *buffer*, with no allocation.
+
+        *buffer* is any writable contiguous buffer (bytearray, memoryview,
+        numpy array).  A message longer than it raises QueueError
+        (TOO_BIG_MESSAGE) and stays in the queue.  The serializer is not
+        applied.  Returns ``(nbytes, msg_type)``; *msg_type* selects and
+        waiting works as for :meth:`get`.  The kernel writes the type
+        and the text together, so the text passes through this handle's
+        buffer and is copied once into *buffer*.
+        """
+        cdef Py_buffer view
+        cdef long mtype = msg_type
+        cdef double deadline = deadline_for(timeout) if block else 0
+        cdef char *buf
+        cdef Py_ssize_t size
+
+        if self._closed:
+            self._raise_closed()
+        PyObject_GetBuffer(buffer, &view, PyBUF_WRITABLE)
+        try:
+            buf = self._take_receive_buffer()
+            try:
+                size = self._receive_into(
+                    buf, min(view.len, self._rcap), mtype, block, deadline
+                )
+                if size == -2:
+                    raise QueueError(
+                        EMSGSIZE,
+                        f"the next message in queue {self._id} is longer "
+                        f"than the {view.len}-byte buffer; it stays in the "
+                        "queue",
+                    )
+                if size >= 0:
+                    memcpy(view.buf, buf + HEADER, size)
+                    mtype = (<long *>buf)[0]
+            finally:
+                self._give_receive_buffer(buf)
+        finally:
+            PyBuffer_Release(&view)
+        if size < 0:
+            raise queue.Empty
+        return size, mtype
+
+    cdef object _receive(self, long mtype, bint block, double deadline,
+                         long *got_type):
+        """Receive one message as bytes, or None if none came in time."""
         cdef char *buf
         cdef Py_ssize_t size
 
         while True:
             buf = self._take_receive_buffer()
             try:
-                size = self._receive_into(buf, mtype, block, deadline)
+                size = self._receive_into(buf, self._rcap, mtype, block,
+                                          deadline)
+                if size == -1:
+                    return None
                 if size >= 0:
                     got_type[0] = (<long *>buf)[0]
                     # Exactly the message's size: a kept message holds no
@@ -496,11 +615,15 @@ cdef class Queue:
             # stays queued; read it again with a larger buffer.
             self._msgmax = max(read_msgmax(), 2 * self._rcap)
 
-    cdef Py_ssize_t _receive_into(self, char *buf, long mtype, bint block,
-                                  double deadline) except -1:
-        """Receive into *buf*; return the text's size, or -2 on E2BIG."""
+    cdef Py_ssize_t _receive_into(self, char *buf, Py_ssize_t cap,
+                                  long mtype, bint block,
+                                  double deadline) except -3:
+        """Receive into *buf* (type, then at most *cap* bytes of text).
+
+        Returns the text's size, -1 if no message came in time, or -2 if
+        the message is longer than *cap* (E2BIG; it stays queued).
+        """
         cdef Py_ssize_t size
-        cdef Py_ssize_t cap = self._rcap
         cdef int err
         cdef double delay = POLL_FIRST
 
@@ -513,7 +636,7 @@ cdef class Queue:
         if err != ENOMSG:
             self._raise_io(err, "receive from")
         if not block:
-            raise queue.Empty
+            return -1
 
         while True:
             if deadline < 0:
@@ -522,7 +645,7 @@ cdef class Queue:
                     err = errno
             else:
                 if not self._nap(deadline, &delay):
-                    raise queue.Empty
+                    return -1
                 size = msgrcv(self._id, buf, cap, mtype, IPC_NOWAIT)
                 err = errno
 
