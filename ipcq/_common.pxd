@@ -22,6 +22,7 @@ cdef class Codec:
     cdef object decode(self, bytes data, long tag, bint is_type)
 
 
+cdef long to_long(object value, str what) except? -1
 cdef double monotonic() noexcept nogil
 cdef double deadline_for(object timeout) except? -2.0
 cdef void fill_timespec(timespec *ts, double seconds) noexcept nogil

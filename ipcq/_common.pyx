@@ -3,6 +3,7 @@
 
 from cpython.buffer cimport PyBUF_SIMPLE, PyObject_GetBuffer
 from cpython.exc cimport PyErr_CheckSignals
+from cpython.number cimport PyNumber_Index
 from libc.errno cimport (
     E2BIG, EACCES, EBADF, EEXIST, EIDRM, EINTR, EINVAL, EMSGSIZE, ENOENT,
     ENOMEM, EPERM, ETIMEDOUT,
@@ -188,6 +189,21 @@ cdef class Codec:
                 None if is_type else tag,
                 tag if is_type else None,
             ) from exc
+
+
+cdef long to_long(object value, str what) except? -1:
+    """Convert an integer argument, refusing floats and strings.
+
+    Cython's own conversion would truncate 1.5 to 1; a priority or a
+    message type given as a float is a mistake worth reporting.
+    """
+    if type(value) is int:
+        return value
+    if isinstance(value, float) or not hasattr(type(value), "__index__"):
+        raise TypeError(
+            f"{what} must be an int, not {type(value).__name__}"
+        )
+    return PyNumber_Index(value)
 
 
 cdef double monotonic() noexcept nogil:

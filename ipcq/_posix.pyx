@@ -18,7 +18,7 @@ from posix.unistd cimport close, getpid
 
 from ipcq._common cimport (
     CODEC_PICKLE, Codec, after_eintr, deadline_for, fill_timespec, monotonic,
-    raise_errno,
+    raise_errno, to_long,
 )
 from ipcq.includes.mqueue cimport (
     mq_attr, mq_close, mq_getattr, mq_open, mq_timedreceive, mq_timedsend,
@@ -88,7 +88,7 @@ cdef bytes encode_name(object name):
 
 
 cdef unsigned int check_priority(object priority) except? 0:
-    cdef long prio = priority
+    cdef long prio = to_long(priority, "priority")
 
     if prio < 0 or prio > PRIO_LIMIT:
         raise QueueError(
@@ -98,11 +98,7 @@ cdef unsigned int check_priority(object priority) except? 0:
 
 
 cdef long positive(object value, str what) except -1:
-    cdef long n
-
-    if isinstance(value, float):
-        raise TypeError(f"{what} must be an int, not float")
-    n = value
+    cdef long n = to_long(value, what)
     if n <= 0:
         raise QueueError(EINVAL, f"{what} must be at least 1, not {n}")
     return n
@@ -247,9 +243,9 @@ cdef class Queue:
 
         if self._fd >= 0:
             raise RuntimeError("Queue.__init__() called twice")
-        if isinstance(mode, float) or not 0 <= mode <= 0o7777:
+        c_mode = to_long(mode, "mode")
+        if not 0 <= c_mode <= 0o7777:
             raise QueueError(EINVAL, f"mode must be 0 to 0o7777, not {mode!r}")
-        c_mode = mode
         if read and write:
             oflag = O_RDWR
         elif read:
@@ -509,7 +505,7 @@ cdef class Queue:
         :class:`ipcq.DecodeError` is raised with the items received
         before it in its ``items`` attribute, so that none is lost.
         """
-        cdef Py_ssize_t limit = max_items
+        cdef Py_ssize_t limit = to_long(max_items, "max_items")
         cdef double deadline = deadline_for(timeout) if block else 0
         cdef unsigned int prio = 0
         cdef list items = []

@@ -15,7 +15,7 @@ from posix.time cimport nanosleep, timespec
 
 from ipcq._common cimport (
     CODEC_PICKLE, Codec, after_eintr, deadline_for, fill_timespec, monotonic,
-    raise_errno,
+    raise_errno, to_long,
 )
 from ipcq.includes.msg cimport (
     IPC_CREAT, IPC_EXCL, IPC_NOWAIT, IPC_PRIVATE, IPC_RMID, IPC_SET,
@@ -51,7 +51,7 @@ cdef double POLL_MAX = 0.002
 
 
 cdef long check_type(object msg_type) except 0:
-    cdef long mtype = msg_type
+    cdef long mtype = to_long(msg_type, "msg_type")
 
     if mtype < 1:
         raise QueueError(
@@ -132,7 +132,7 @@ cdef class Queue:
     def __init__(self, key=None, max_bytes=None, serializer=None, *,
                  mode=0o600, bint create=True, bint exclusive=False,
                  bint retry_interrupted=False):
-        cdef object k = 0 if key is None else key
+        cdef object k = 0 if key is None else to_long(key, "key")
         cdef key_t c_key
         cdef int c_mode
         cdef int flags
@@ -142,18 +142,14 @@ cdef class Queue:
 
         if self._id >= 0:
             raise RuntimeError("Queue.__init__() called twice")
-        if isinstance(k, float):
-            raise TypeError("key must be an int, not float")
         if not 0 <= k <= 0xFFFFFFFF:
             raise OverflowError(f"key must be 0 to 4294967295, not {k!r}")
         c_key = <key_t><unsigned int>k
-        if isinstance(mode, float) or not 0 <= mode <= 0o777:
+        c_mode = to_long(mode, "mode")
+        if not 0 <= c_mode <= 0o777:
             raise QueueError(EINVAL, f"mode must be 0 to 0o777, not {mode!r}")
-        c_mode = mode
         if max_bytes is not None:
-            if isinstance(max_bytes, float):
-                raise TypeError("max_bytes must be an int, not float")
-            if max_bytes <= 0:
+            if to_long(max_bytes, "max_bytes") <= 0:
                 raise QueueError(
                     EINVAL, f"max_bytes must be at least 1, not {max_bytes}"
                 )
@@ -307,7 +303,7 @@ cdef class Queue:
 
     @max_bytes.setter
     def max_bytes(self, value):
-        if value <= 0:
+        if to_long(value, "max_bytes") <= 0:
             raise QueueError(EINVAL, f"max_bytes must be at least 1, not {value}")
         self._set_max_bytes(value)
 
@@ -404,9 +400,9 @@ cdef class Queue:
         err = errno
         if err != EAGAIN:
             self._raise_io(err, "send to")
+        self._check_fits(size)
         if not block:
             return 0
-        self._check_fits(size)
 
         while True:
             if deadline < 0:
@@ -479,15 +475,15 @@ cdef class Queue:
         at most *timeout* seconds, then raise :class:`queue.Empty`.  With
         *block* false, raise queue.Empty at once if there is none.
         """
-        return self._get(block, msg_type, timeout, False)
+        return self._get(block, to_long(msg_type, "msg_type"), timeout, False)
 
     def get_nowait(self, msg_type=0):
         """Get an item without waiting: ``get(block=False)``."""
-        return self._get(False, msg_type, None, False)
+        return self._get(False, to_long(msg_type, "msg_type"), None, False)
 
     def get_with_type(self, block=True, msg_type=0, timeout=None):
         """Like :meth:`get`, but return ``(item, msg_type)``."""
-        return self._get(block, msg_type, timeout, True)
+        return self._get(block, to_long(msg_type, "msg_type"), timeout, True)
 
     cdef object _get(self, bint block, long mtype, object timeout,
                      bint with_type):
@@ -516,8 +512,8 @@ cdef class Queue:
         be decoded, :class:`ipcq.DecodeError` is raised with the items
         received before it in its ``items`` attribute, so none is lost.
         """
-        cdef Py_ssize_t limit = max_items
-        cdef long mtype = msg_type
+        cdef Py_ssize_t limit = to_long(max_items, "max_items")
+        cdef long mtype = to_long(msg_type, "msg_type")
         cdef double deadline = deadline_for(timeout) if block else 0
         cdef long got_type = 0
         cdef list items = []
@@ -557,7 +553,7 @@ cdef class Queue:
         buffer and is copied once into *buffer*.
         """
         cdef Py_buffer view
-        cdef long mtype = msg_type
+        cdef long mtype = to_long(msg_type, "msg_type")
         cdef double deadline = deadline_for(timeout) if block else 0
         cdef char *buf
         cdef Py_ssize_t size

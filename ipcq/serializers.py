@@ -16,7 +16,10 @@ name       class                        bytes on the wire
 ========== ============================ ===================================
 """
 
+import dataclasses
 import pickle
+import re
+import struct
 
 import msgpack
 import orjson
@@ -30,6 +33,7 @@ __all__ = [
     "PickleSerializer",
     "RawSerializer",
     "SERIALIZERS",
+    "StructSerializer",
     "resolve",
 ]
 

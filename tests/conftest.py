@@ -50,11 +50,22 @@ class QueueFactory:
         self.handles.append(q)
         return q
 
-    def sysv(self, key=None, max_bytes=None, **kwargs):
+    def sysv(self, key="unique", max_bytes=None, **kwargs):
+        """A System V queue; by default with a fresh key, so that
+        :meth:`reopen` can open it again (pass key=0 for a private one)."""
+        if key == "unique":
+            key = unique_key()
         q = sysvmq.Queue(key, max_bytes, **kwargs)
-        self.sysv_ids.append(q.id)
+        if q.id not in self.sysv_ids:
+            self.sysv_ids.append(q.id)
         self.handles.append(q)
         return q
+
+    def reopen(self, q, **kwargs):
+        """A second handle on the queue *q*, with options of its own."""
+        if isinstance(q, posixmq.Queue):
+            return self.posix(name=q.name, **kwargs)
+        return self.sysv(key=q.key, **kwargs)
 
     def __call__(self, kind, **kwargs):
         return getattr(self, kind)(**kwargs)
