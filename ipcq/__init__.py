@@ -5,6 +5,7 @@
 bytes each message carries.
 """
 
+from ipcq import posixmq, serializers, sysvmq
 from ipcq._common import (
     DecodeError,
     PickleSecurityWarning,
@@ -16,7 +17,6 @@ from ipcq._common import (
     QueueTimeoutError,
     QueueValueError,
 )
-from ipcq import posixmq, serializers, sysvmq
 
 __version__ = "0.1.0"
 

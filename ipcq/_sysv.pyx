@@ -135,7 +135,6 @@ cdef class Queue:
         cdef object k = 0 if key is None else to_long(key, "key")
         cdef key_t c_key
         cdef int c_mode
-        cdef int flags
         cdef int qid = -1
         cdef int err = 0
         cdef bint created = False

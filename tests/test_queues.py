@@ -12,12 +12,11 @@ import time
 import tracemalloc
 
 import pytest
+from conftest import unique_name
 
 import ipcq
 from ipcq import QueueError, posixmq, serializers, sysvmq
 from ipcq._common import read_limit
-
-from conftest import unique_name
 
 
 def tag_kw(kind, tag):
@@ -70,9 +69,9 @@ def test_sysv_type_selection(make_queue):
     q = make_queue.sysv()
     for item, mtype in [("a", 3), ("b", 1), ("c", 2), ("d", 3), ("e", 5)]:
         q.put(item, msg_type=mtype)
-    assert q.get(msg_type=3) == "a"          # first of type 3
-    assert q.get(msg_type=-2) == "b"         # lowest type <= 2
-    assert q.get_with_type() == ("c", 2)     # first of any type
+    assert q.get(msg_type=3) == "a"  # first of type 3
+    assert q.get(msg_type=-2) == "b"  # lowest type <= 2
+    assert q.get_with_type() == ("c", 2)  # first of any type
     assert q.get_with_type(msg_type=-10) == ("d", 3)
     with pytest.raises(queue.Empty):
         q.get(block=False, msg_type=4)
@@ -191,8 +190,11 @@ def test_blocking_put_is_woken_by_a_reader_process(make_queue, kind):
 
 
 BAD_TIMEOUTS = [
-    (-1, QueueError), (-0.001, QueueError), (math.nan, QueueError),
-    ("1", TypeError), (object(), TypeError),
+    (-1, QueueError),
+    (-0.001, QueueError),
+    (math.nan, QueueError),
+    ("1", TypeError),
+    (object(), TypeError),
 ]
 
 
@@ -211,8 +213,14 @@ def test_bad_timeouts(q, timeout, exc):
 
 @pytest.mark.parametrize(
     "priority, exc",
-    [(-1, QueueError), (32768, QueueError), (2**70, OverflowError),
-     (1.5, TypeError), ("1", TypeError), (None, TypeError)],
+    [
+        (-1, QueueError),
+        (32768, QueueError),
+        (2**70, OverflowError),
+        (1.5, TypeError),
+        ("1", TypeError),
+        (None, TypeError),
+    ],
 )
 def test_bad_priorities(make_queue, priority, exc):
     q = make_queue.posix()
@@ -231,8 +239,13 @@ def test_bad_priorities(make_queue, priority, exc):
 
 @pytest.mark.parametrize(
     "msg_type, exc",
-    [(0, QueueError), (-3, QueueError), (2**64, OverflowError),
-     (1.0, TypeError), ("2", TypeError)],
+    [
+        (0, QueueError),
+        (-3, QueueError),
+        (2**64, OverflowError),
+        (1.0, TypeError),
+        ("2", TypeError),
+    ],
 )
 def test_bad_put_types(make_queue, msg_type, exc):
     q = make_queue.sysv()
@@ -259,8 +272,7 @@ def test_bad_get_types(make_queue, msg_type):
 def test_too_big_message_is_refused_before_sending(make_queue, kind):
     q = make_queue(kind, serializer="raw")
     q.put(b"keep")
-    limit = q.maxmsgsize if kind == "posix" else read_limit(
-        "/proc/sys/kernel/msgmax")
+    limit = q.maxmsgsize if kind == "posix" else read_limit("/proc/sys/kernel/msgmax")
     with pytest.raises(QueueError) as info:
         q.put(b"x" * (limit + 1))
     err = info.value
@@ -287,8 +299,11 @@ def test_raw_accepts_buffers_without_copy(make_queue, kind):
     q.put(array.array("i", [1, 2]))
     q.put(b"")
     assert drain(q) == [
-        b"bytes", b"bytearray", b"memoryview",
-        array.array("i", [1, 2]).tobytes(), b"",
+        b"bytes",
+        b"bytearray",
+        b"memoryview",
+        array.array("i", [1, 2]).tobytes(),
+        b"",
     ]
     for bad in ("text", 42, None, memoryview(b"abcd")[::2]):
         with pytest.raises(TypeError, match="bytes-like"):
@@ -404,13 +419,15 @@ def test_serializer_round_trips(make_queue, kind, name):
 
 @pytest.mark.parametrize(
     "spec, cls",
-    [(None, serializers.PickleSerializer),
-     ("pickle", serializers.PickleSerializer),
-     ("msgpack", serializers.MsgpackSerializer),
-     ("json", serializers.JsonSerializer),
-     ("raw", serializers.RawSerializer),
-     (serializers.RawSerializer, serializers.RawSerializer),
-     (serializers.PickleSerializer(3), serializers.PickleSerializer)],
+    [
+        (None, serializers.PickleSerializer),
+        ("pickle", serializers.PickleSerializer),
+        ("msgpack", serializers.MsgpackSerializer),
+        ("json", serializers.JsonSerializer),
+        ("raw", serializers.RawSerializer),
+        (serializers.RawSerializer, serializers.RawSerializer),
+        (serializers.PickleSerializer(3), serializers.PickleSerializer),
+    ],
 )
 def test_serializer_resolution(q, make_queue, spec, cls):
     handle = make_queue.reopen(q, serializer=spec)
@@ -684,8 +701,7 @@ def test_ftok_matches_c(tmp_path):
     path = tmp_path / "anchor"
     path.write_text("")
     st = os.stat(path)
-    expected = ((65 & 0xFF) << 24 | (st.st_dev & 0xFF) << 16
-                | (st.st_ino & 0xFFFF))
+    expected = (65 & 0xFF) << 24 | (st.st_dev & 0xFF) << 16 | (st.st_ino & 0xFFFF)
     assert sysvmq.ftok(str(path), 65) == expected
     assert sysvmq.ftok(path, 65) == expected
     with pytest.raises(FileNotFoundError):
@@ -716,9 +732,17 @@ def test_context_manager_removes_sysv_queue(make_queue):
 def test_every_call_after_close_is_invalid_descriptor(q, kind):
     q.close()
     calls = [
-        lambda: q.put("x"), lambda: q.put_nowait("x"), q.get, q.get_nowait,
-        q.qsize, q.qattr, q.empty, q.close, lambda: q.get_many(2),
-        lambda: q.put_many(["x"]), lambda: q.get_into(bytearray(9000)),
+        lambda: q.put("x"),
+        lambda: q.put_nowait("x"),
+        q.get,
+        q.get_nowait,
+        q.qsize,
+        q.qattr,
+        q.empty,
+        q.close,
+        lambda: q.get_many(2),
+        lambda: q.put_many(["x"]),
+        lambda: q.get_into(bytearray(9000)),
         lambda: get_tagged(q),
     ]
     if kind == "posix":

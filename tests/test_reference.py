@@ -89,8 +89,14 @@ def test_reference_error_constants():
     # Every constant the reference lists exists on both modules' QueueError,
     # is an int, and the distinct failures have distinct values.
     names = [
-        "ERROR", "INVALID_VALUE", "NO_PERMISSIONS", "NO_SYSTEM_RESOURCES",
-        "INVALID_DESCRIPTOR", "INTERRUPTED", "TOO_BIG_MESSAGE", "TIMEOUT",
+        "ERROR",
+        "INVALID_VALUE",
+        "NO_PERMISSIONS",
+        "NO_SYSTEM_RESOURCES",
+        "INVALID_DESCRIPTOR",
+        "INTERRUPTED",
+        "TOO_BIG_MESSAGE",
+        "TIMEOUT",
         "DOES_NOT_EXIST",
     ]
     for module in (posixmq, sysvmq):
