@@ -28,3 +28,13 @@ cdef double deadline_for(object timeout) except? -2.0
 cdef void fill_timespec(timespec *ts, double seconds) noexcept nogil
 cdef int raise_errno(int err, str message) except -1
 cdef int after_eintr(bint retry) except -1
+
+
+cdef inline double wait_deadline(bint block,
+                                 object timeout) except? -2.0:
+    """The deadline of a call: 0 if it must not wait, -1.0 if forever."""
+    if not block:
+        return 0
+    if timeout is None:
+        return -1.0
+    return deadline_for(timeout)

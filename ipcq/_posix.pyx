@@ -4,7 +4,9 @@
 from cpython.buffer cimport (
     PyBUF_WRITABLE, PyBuffer_Release, PyObject_GetBuffer,
 )
-from cpython.bytes cimport PyBytes_FromStringAndSize
+from cpython.bytes cimport (
+    PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE,
+)
 from libc.errno cimport (
     EACCES, EAGAIN, EBADF, EEXIST, EINTR, EINVAL, EMFILE, EMSGSIZE,
     ENAMETOOLONG, ENFILE, ENOENT, ENOSPC, ETIMEDOUT, errno,
@@ -17,8 +19,8 @@ from posix.types cimport pid_t
 from posix.unistd cimport close, getpid
 
 from ipcq._common cimport (
-    CODEC_PICKLE, Codec, after_eintr, deadline_for, fill_timespec, monotonic,
-    raise_errno, to_long,
+    CODEC_PICKLE, Codec, after_eintr, fill_timespec, monotonic, raise_errno,
+    to_long, wait_deadline,
 )
 from ipcq.includes.mqueue cimport (
     mq_attr, mq_close, mq_getattr, mq_open, mq_timedreceive, mq_timedsend,
@@ -87,7 +89,7 @@ cdef bytes encode_name(object name):
     return raw
 
 
-cdef unsigned int check_priority(object priority) except? 0:
+cdef inline unsigned int check_priority(object priority) except? 0:
     cdef long prio = to_long(priority, "priority")
 
     if prio < 0 or prio > PRIO_LIMIT:
@@ -387,7 +389,7 @@ cdef class Queue:
         pickle serializer's protocol for this message.
         """
         cdef unsigned int prio = check_priority(priority)
-        cdef double deadline = deadline_for(timeout) if block else 0
+        cdef double deadline = wait_deadline(block, timeout)
 
         if self._closed:
             self._raise_closed()
@@ -410,7 +412,7 @@ cdef class Queue:
         many items were put: the rest were not sent.
         """
         cdef unsigned int prio = check_priority(priority)
-        cdef double deadline = deadline_for(timeout) if block else 0
+        cdef double deadline = wait_deadline(block, timeout)
         cdef Py_ssize_t count = 0
 
         if self._closed:
@@ -428,18 +430,28 @@ cdef class Queue:
         cdef Py_buffer view
         cdef object data = self._codec.encode(item, pickle_protocol)
 
+        # bytes, what most serializers return, needs no buffer request.
+        if type(data) is bytes:
+            self._check_size(PyBytes_GET_SIZE(data))
+            return self._send(PyBytes_AS_STRING(data), PyBytes_GET_SIZE(data),
+                              prio, block, deadline)
+
         self._codec.get_buffer(data, &view)
         try:
-            if view.len > self._msgsize:
-                raise QueueError(
-                    EMSGSIZE,
-                    f"message of {view.len} bytes is bigger than the "
-                    f"{self._msgsize}-byte maximum of queue {self._name!r}",
-                )
+            self._check_size(view.len)
             return self._send(<const char *>view.buf, view.len, prio, block,
                               deadline)
         finally:
             PyBuffer_Release(&view)
+
+    cdef inline int _check_size(self, Py_ssize_t size) except -1:
+        if size > self._msgsize:
+            raise QueueError(
+                EMSGSIZE,
+                f"message of {size} bytes is bigger than the "
+                f"{self._msgsize}-byte maximum of queue {self._name!r}",
+            )
+        return 0
 
     cdef int _send(self, const char *buf, size_t size, unsigned int prio,
                    bint block, double deadline) except -1:
@@ -480,7 +492,7 @@ cdef class Queue:
         return self._get(block, timeout, True)
 
     cdef object _get(self, bint block, object timeout, bint with_priority):
-        cdef double deadline = deadline_for(timeout) if block else 0
+        cdef double deadline = wait_deadline(block, timeout)
         cdef unsigned int prio = 0
         cdef object data
         cdef object item
@@ -506,7 +518,7 @@ cdef class Queue:
         before it in its ``items`` attribute, so that none is lost.
         """
         cdef Py_ssize_t limit = to_long(max_items, "max_items")
-        cdef double deadline = deadline_for(timeout) if block else 0
+        cdef double deadline = wait_deadline(block, timeout)
         cdef unsigned int prio = 0
         cdef list items = []
         cdef object data
@@ -544,7 +556,7 @@ cdef class Queue:
         waiting works as for :meth:`get`.
         """
         cdef Py_buffer view
-        cdef double deadline = deadline_for(timeout) if block else 0
+        cdef double deadline = wait_deadline(block, timeout)
         cdef unsigned int prio = 0
         cdef Py_ssize_t size
 

@@ -4,7 +4,9 @@
 from cpython.buffer cimport (
     PyBUF_WRITABLE, PyBuffer_Release, PyObject_GetBuffer,
 )
-from cpython.bytes cimport PyBytes_FromStringAndSize
+from cpython.bytes cimport (
+    PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE,
+)
 from libc.errno cimport (
     E2BIG, EACCES, EAGAIN, EBADF, EEXIST, EIDRM, EINTR, EINVAL, EMSGSIZE,
     ENOENT, ENOMSG, ENOSPC, EPERM, errno,
@@ -14,8 +16,8 @@ from libc.string cimport memcpy
 from posix.time cimport nanosleep, timespec
 
 from ipcq._common cimport (
-    CODEC_PICKLE, Codec, after_eintr, deadline_for, fill_timespec, monotonic,
-    raise_errno, to_long,
+    CODEC_PICKLE, Codec, after_eintr, fill_timespec, monotonic, raise_errno,
+    to_long, wait_deadline,
 )
 from ipcq.includes.msg cimport (
     IPC_CREAT, IPC_EXCL, IPC_NOWAIT, IPC_PRIVATE, IPC_RMID, IPC_SET,
@@ -319,7 +321,7 @@ cdef class Queue:
         if the queue is full.
         """
         cdef long mtype = check_type(msg_type)
-        cdef double deadline = deadline_for(timeout) if block else 0
+        cdef double deadline = wait_deadline(block, timeout)
 
         if self._closed:
             self._raise_closed()
@@ -342,7 +344,7 @@ cdef class Queue:
         many items were put: the rest were not sent.
         """
         cdef long mtype = check_type(msg_type)
-        cdef double deadline = deadline_for(timeout) if block else 0
+        cdef double deadline = wait_deadline(block, timeout)
         cdef Py_ssize_t count = 0
 
         if self._closed:
@@ -362,24 +364,23 @@ cdef class Queue:
         cdef char *buf
         cdef Py_ssize_t size
 
-        self._codec.get_buffer(data, &view)
-        try:
-            size = view.len
-            if size > self._msgmax:
-                self._msgmax = read_msgmax()
-                if size > self._msgmax:
-                    raise QueueError(
-                        EMSGSIZE,
-                        f"message of {size} bytes is bigger than the "
-                        f"system's {self._msgmax}-byte maximum (msgmax, "
-                        f"{KERNEL_PROC}msgmax)",
-                    )
-            # msgsnd(2) takes the type and the text in one buffer.
+        # msgsnd(2) takes the type and the text in one buffer, so the text
+        # is copied once, behind the type.  bytes, what most serializers
+        # return, needs no buffer request.
+        if type(data) is bytes:
+            size = PyBytes_GET_SIZE(data)
             buf = self._take_send_buffer(size)
             (<long *>buf)[0] = mtype
-            memcpy(buf + HEADER, view.buf, size)
-        finally:
-            PyBuffer_Release(&view)
+            memcpy(buf + HEADER, PyBytes_AS_STRING(data), size)
+        else:
+            self._codec.get_buffer(data, &view)
+            try:
+                size = view.len
+                buf = self._take_send_buffer(size)
+                (<long *>buf)[0] = mtype
+                memcpy(buf + HEADER, view.buf, size)
+            finally:
+                PyBuffer_Release(&view)
 
         try:
             return self._send(buf, size, block, deadline)
@@ -440,6 +441,15 @@ cdef class Queue:
     cdef char *_take_send_buffer(self, Py_ssize_t size) except NULL:
         cdef char *buf
 
+        if size > self._msgmax:
+            self._msgmax = read_msgmax()
+            if size > self._msgmax:
+                raise QueueError(
+                    EMSGSIZE,
+                    f"message of {size} bytes is bigger than the "
+                    f"system's {self._msgmax}-byte maximum (msgmax, "
+                    f"{KERNEL_PROC}msgmax)",
+                )
         if not self._sbusy:
             if self._scap < size:
                 buf = <char *>malloc(HEADER + max(size, self._msgmax))
@@ -486,7 +496,7 @@ cdef class Queue:
 
     cdef object _get(self, bint block, long mtype, object timeout,
                      bint with_type):
-        cdef double deadline = deadline_for(timeout) if block else 0
+        cdef double deadline = wait_deadline(block, timeout)
         cdef long got_type = 0
         cdef object data
         cdef object item
@@ -513,7 +523,7 @@ cdef class Queue:
         """
         cdef Py_ssize_t limit = to_long(max_items, "max_items")
         cdef long mtype = to_long(msg_type, "msg_type")
-        cdef double deadline = deadline_for(timeout) if block else 0
+        cdef double deadline = wait_deadline(block, timeout)
         cdef long got_type = 0
         cdef list items = []
         cdef object data
@@ -553,7 +563,7 @@ cdef class Queue:
         """
         cdef Py_buffer view
         cdef long mtype = to_long(msg_type, "msg_type")
-        cdef double deadline = deadline_for(timeout) if block else 0
+        cdef double deadline = wait_deadline(block, timeout)
         cdef char *buf
         cdef Py_ssize_t size
 
