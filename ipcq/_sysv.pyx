@@ -451,7 +451,7 @@ cdef class Queue:
                     f"{KERNEL_PROC}msgmax)",
                 )
         if not self._sbusy:
-            if self._scap < size:
+            if self._sbuf == NULL or self._scap < size:
                 buf = <char *>malloc(HEADER + max(size, self._msgmax))
                 if buf == NULL:
                     raise MemoryError()

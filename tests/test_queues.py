@@ -814,3 +814,11 @@ def test_fileno_readiness(make_queue):
     assert dict(poller.poll(0))[q.fileno()] == select.POLLOUT
     q.put("x")
     assert dict(poller.poll(0))[q.fileno()] == select.POLLIN
+
+
+def test_empty_message_first_on_a_new_handle(make_queue, kind):
+    q = make_queue(kind, serializer="raw")
+    q.put(b"")
+    q.put_many([b"", b""])
+    assert get_tagged(q) == (b"", 0 if kind == "posix" else 1)
+    assert drain(q) == [b"", b""]
