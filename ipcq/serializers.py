@@ -6,14 +6,15 @@ methods (as ipcqueue's are) work as they are, and so do instances.  A
 queue resolves its serializer once, when it is built; see
 :func:`resolve`.
 
-========== ============================ ===================================
-name       class                        bytes on the wire
-========== ============================ ===================================
-``pickle`` :class:`PickleSerializer`    pickle, protocol 1 unless chosen
-``msgpack````:class:`MsgpackSerializer`` MessagePack
-``json``   :class:`JsonSerializer`      UTF-8 JSON (orjson)
-``raw``    :class:`RawSerializer`       the buffer as it is; bytes out
-========== ============================ ===================================
+=========== ============================= ==================================
+name        class                         bytes on the wire
+=========== ============================= ==================================
+``pickle``  :class:`PickleSerializer`     pickle, protocol 1 unless chosen
+``msgpack`` :class:`MsgpackSerializer`    MessagePack
+``json``    :class:`JsonSerializer`       UTF-8 JSON (orjson)
+``raw``     :class:`RawSerializer`        the buffer as it is; bytes out
+(none)      :class:`StructSerializer`     a C struct's exact bytes
+=========== ============================= ==================================
 """
 
 import dataclasses
@@ -223,6 +224,7 @@ class StructSerializer:
         return self._struct.size
 
     def dumps(self, obj):
+        """Return the record's bytes, or raise TypeError or ValueError."""
         cls = self.cls
         if cls is None:
             if not isinstance(obj, (tuple, list)):
@@ -280,6 +282,7 @@ class StructSerializer:
         return ValueError(f"values do not fit format {self.format!r}")
 
     def loads(self, data):
+        """Return the record in *data*, exactly :attr:`size` bytes long."""
         if len(data) != self._struct.size:
             raise ValueError(
                 f"a {self.format!r} record is {self._struct.size} bytes, "
