@@ -7,6 +7,7 @@ from cpython.buffer cimport (
 from cpython.bytes cimport (
     PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE,
 )
+from cpython.exc cimport PyErr_CheckSignals
 from libc.errno cimport (
     EACCES, EAGAIN, EBADF, EEXIST, EINTR, EINVAL, EMFILE, EMSGSIZE,
     ENAMETOOLONG, ENFILE, ENOENT, ENOSPC, ETIMEDOUT, errno,
@@ -676,6 +677,10 @@ cdef class Queue:
                     fill_timespec(&ts, left)
                     timeout = &ts
 
+                # A signal that came while this thread held the GIL did not
+                # interrupt anything: run its handler now rather than after
+                # the wait.
+                PyErr_CheckSignals()
                 with nogil:
                     rc = ppoll(fds, 2, timeout, NULL)
                     err = errno

@@ -7,13 +7,18 @@ from cpython.buffer cimport (
 from cpython.bytes cimport (
     PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE,
 )
+from cpython.exc cimport PyErr_CheckSignals
 from libc.errno cimport (
     E2BIG, EACCES, EAGAIN, EBADF, EEXIST, EIDRM, EINTR, EINVAL, EMSGSIZE,
     ENOENT, ENOMSG, ENOSPC, EPERM, errno,
 )
+from libc.signal cimport SIGABRT, SIGBUS, SIGFPE, SIGILL, SIGSEGV
 from libc.stdlib cimport free, malloc
 from libc.string cimport memcpy
-from posix.time cimport nanosleep, timespec
+from posix.signal cimport (
+    SIG_BLOCK, SIG_SETMASK, sigdelset, sigfillset, sigset_t,
+)
+from posix.time cimport timespec
 
 from ipcq._common cimport (
     CODEC_PICKLE, Codec, after_eintr, fill_timespec, monotonic, raise_errno,
@@ -24,6 +29,7 @@ from ipcq.includes.msg cimport (
     IPC_STAT, ftok as c_ftok, key_t, msgctl, msgget, msgrcv, msgsnd,
     msqid_ds,
 )
+from ipcq.includes.poll cimport ppoll, pthread_sigmask
 
 import os
 import queue
@@ -60,6 +66,27 @@ cdef long check_type(object msg_type) except 0:
             EINVAL, f"msg_type must be a positive integer, not {mtype}"
         )
     return mtype
+
+
+cdef struct Nap:
+    # A timed wait in progress: its deadline, its next sleep, and the
+    # signal mask that the sleeps let in.
+    double deadline
+    double delay
+    sigset_t saved
+    bint masked
+
+
+cdef inline void start_nap(Nap *nap, double deadline) noexcept nogil:
+    nap.deadline = deadline
+    nap.delay = POLL_FIRST
+    nap.masked = False
+
+
+cdef inline void end_nap(Nap *nap) noexcept nogil:
+    if nap.masked:
+        pthread_sigmask(SIG_SETMASK, &nap.saved, NULL)
+        nap.masked = False
 
 
 cdef Py_ssize_t read_msgmax():
@@ -390,7 +417,7 @@ cdef class Queue:
     cdef int _send(self, char *buf, Py_ssize_t size, bint block,
                    double deadline) except -1:
         cdef int rc, err
-        cdef double delay = POLL_FIRST
+        cdef Nap nap
 
         if self._closed:
             self._raise_closed()
@@ -404,25 +431,37 @@ cdef class Queue:
         if not block:
             return 0
 
-        while True:
-            if deadline < 0:
+        if deadline < 0:
+            while True:
+                # Handlers of signals that came while the GIL was held run
+                # now, not after the wait.
+                PyErr_CheckSignals()
                 with nogil:
                     rc = msgsnd(self._id, buf, size, 0)
                     err = errno
-            else:
-                if not self._nap(deadline, &delay):
-                    return 0
-                rc = msgsnd(self._id, buf, size, IPC_NOWAIT)
-                err = errno
+                if rc == 0:
+                    return 1
+                self._send_failed(err)
 
-            if rc == 0:
-                return 1
-            if self._closed:
-                self._raise_closed_while_waiting()
-            if err == EINTR:
-                after_eintr(self._retry)
-            elif err != EAGAIN:
-                self._raise_io(err, "send to")
+        start_nap(&nap, deadline)
+        try:
+            while self._nap(&nap):
+                rc = msgsnd(self._id, buf, size, IPC_NOWAIT)
+                if rc == 0:
+                    return 1
+                self._send_failed(errno)
+            return 0
+        finally:
+            end_nap(&nap)
+
+    cdef int _send_failed(self, int err) except -1:
+        if self._closed:
+            self._raise_closed_while_waiting()
+        if err == EINTR:
+            after_eintr(self._retry)
+        elif err != EAGAIN:
+            self._raise_io(err, "send to")
+        return 0
 
     cdef int _check_fits(self, Py_ssize_t size) except -1:
         # A message larger than the queue's byte capacity would wait
@@ -630,7 +669,7 @@ cdef class Queue:
         """
         cdef Py_ssize_t size
         cdef int err
-        cdef double delay = POLL_FIRST
+        cdef Nap nap
 
         size = msgrcv(self._id, buf, cap, mtype, IPC_NOWAIT)
         if size >= 0:
@@ -643,27 +682,40 @@ cdef class Queue:
         if not block:
             return -1
 
-        while True:
-            if deadline < 0:
+        if deadline < 0:
+            while True:
+                PyErr_CheckSignals()
                 with nogil:
                     size = msgrcv(self._id, buf, cap, mtype, 0)
                     err = errno
-            else:
-                if not self._nap(deadline, &delay):
-                    return -1
-                size = msgrcv(self._id, buf, cap, mtype, IPC_NOWAIT)
-                err = errno
+                if size >= 0:
+                    return size
+                if self._receive_failed(err):
+                    return -2
 
-            if size >= 0:
-                return size
-            if self._closed:
-                self._raise_closed_while_waiting()
-            if err == E2BIG:
-                return -2
-            if err == EINTR:
-                after_eintr(self._retry)
-            elif err != ENOMSG:
-                self._raise_io(err, "receive from")
+        start_nap(&nap, deadline)
+        try:
+            while self._nap(&nap):
+                size = msgrcv(self._id, buf, cap, mtype, IPC_NOWAIT)
+                if size >= 0:
+                    return size
+                if self._receive_failed(errno):
+                    return -2
+            return -1
+        finally:
+            end_nap(&nap)
+
+    cdef int _receive_failed(self, int err) except -1:
+        """Return 1 if the message is longer than the buffer, 0 to wait on."""
+        if self._closed:
+            self._raise_closed_while_waiting()
+        if err == E2BIG:
+            return 1
+        if err == EINTR:
+            after_eintr(self._retry)
+        elif err != ENOMSG:
+            self._raise_io(err, "receive from")
+        return 0
 
     cdef char *_take_receive_buffer(self) except NULL:
         # One receive buffer per queue, sized so that any message the
@@ -698,26 +750,41 @@ cdef class Queue:
 
     # -- waiting ----------------------------------------------------------
 
-    cdef int _nap(self, double deadline, double *delay) except -1:
+    cdef int _nap(self, Nap *nap) except -1:
         """Sleep before the next try of a timed wait.
 
         Returns 0 once the deadline (CLOCK_MONOTONIC) has passed, else
-        sleeps for *delay* seconds or until the deadline, whichever comes
-        first, doubles *delay* up to POLL_MAX and returns 1.  A signal
-        ends the sleep early: the Python handlers run, then the wait goes
-        on or raises as for any interrupted wait.
+        sleeps for the nap's delay or until the deadline, whichever comes
+        first, doubles the delay up to POLL_MAX and returns 1.
+
+        Signals stay blocked between the sleeps and are let in only by
+        ppoll(2) while it sleeps, so a signal that arrives while this
+        thread tries the queue still interrupts the next sleep: the Python
+        handlers run, then the wait goes on or raises as for any
+        interrupted wait.
         """
-        cdef double left = deadline - monotonic()
+        cdef double left = nap.deadline - monotonic()
+        cdef sigset_t blocked
         cdef timespec ts
         cdef int rc, err
 
+        if not nap.masked:
+            sigfillset(&blocked)
+            # Faults must reach their handlers (faulthandler) at once.
+            for signum in (SIGSEGV, SIGBUS, SIGFPE, SIGILL, SIGABRT):
+                sigdelset(&blocked, signum)
+            pthread_sigmask(SIG_BLOCK, &blocked, &nap.saved)
+            nap.masked = True
+            # Handlers of signals that came before the mask run now.
+            PyErr_CheckSignals()
+
         if left <= 0:
             return 0
-        fill_timespec(&ts, min(left, delay[0]))
-        delay[0] = min(delay[0] * 2, POLL_MAX)
+        fill_timespec(&ts, min(left, nap.delay))
+        nap.delay = min(nap.delay * 2, POLL_MAX)
 
         with nogil:
-            rc = nanosleep(&ts, NULL)
+            rc = ppoll(NULL, 0, &ts, &nap.saved)
             err = errno
 
         if self._closed:

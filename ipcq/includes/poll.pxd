@@ -1,5 +1,5 @@
-# Declarations from <poll.h> and <sys/eventfd.h>: only what ipcq uses.
-# ppoll needs _GNU_SOURCE, which setup.py defines.
+# Declarations from <poll.h>, <sys/eventfd.h> and <signal.h>: only what
+# ipcq's waits use.  ppoll needs _GNU_SOURCE, which setup.py defines.
 
 from posix.signal cimport sigset_t
 from posix.time cimport timespec
@@ -33,3 +33,7 @@ cdef extern from "<sys/eventfd.h>" nogil:
 
     int eventfd(unsigned int initval, int flags)
     int eventfd_write(int fd, eventfd_t value)
+
+
+cdef extern from "<signal.h>" nogil:
+    int pthread_sigmask(int how, const sigset_t *set, sigset_t *oldset)
