@@ -680,6 +680,11 @@ cdef class Queue:
                 # A signal that came while this thread held the GIL did not
                 # interrupt anything: run its handler now rather than after
                 # the wait.
+                # XXX: one that lands between this check and ppoll() is
+                # handled only when ppoll() returns (readiness, timeout).
+                # Blocking signals around the wait and handing the saved
+                # mask to ppoll() would close that window, for two more
+                # system calls per wait; the System V timed wait does so.
                 PyErr_CheckSignals()
                 with nogil:
                     rc = ppoll(fds, 2, timeout, NULL)

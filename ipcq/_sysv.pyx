@@ -435,6 +435,11 @@ cdef class Queue:
             while True:
                 # Handlers of signals that came while the GIL was held run
                 # now, not after the wait.
+                # XXX: msgsnd(2) and msgrcv(2) cannot let signals in
+                # atomically as ppoll(2) does, so one that lands between
+                # this check and the call is handled when the call
+                # returns.  Waiting in naps, as timed waits do, would
+                # close that window at the cost of up to POLL_MAX latency.
                 PyErr_CheckSignals()
                 with nogil:
                     rc = msgsnd(self._id, buf, size, 0)
