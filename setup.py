@@ -15,7 +15,12 @@ SANITIZE = os.environ.get("IPCQ_SANITIZE") == "1"
 compile_args = ["-Wall", "-Wno-unused-function"]
 link_args = []
 macros = [("_GNU_SOURCE", None)]
-directives = {"language_level": 3, "embedsignature": True}
+directives = {
+    "language_level": 3,
+    "embedsignature": True,
+    # Text signatures that inspect.signature() reads from builtins.
+    "embedsignature.format": "clinic",
+}
 
 if DEBUG:
     compile_args += ["-O0", "-g3"]

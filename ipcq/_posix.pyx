@@ -1,4 +1,4 @@
-# cython: language_level=3
+# cython: language_level=3, binding=False
 """POSIX message queues (mq_overview(7)): the engine of ipcq.posixmq."""
 
 from cpython.buffer cimport (
@@ -187,11 +187,12 @@ def unlink(name):
 
 
 cdef class Queue:
-    """A POSIX message queue, created if it does not exist.
-
-    ``Queue(name, maxsize=10, maxmsgsize=1024, serializer=None, *,
+    """Queue(name, maxsize=10, maxmsgsize=1024, serializer=None, *,
     mode=0o600, create=True, exclusive=False, read=True, write=True,
-    retry_interrupted=False)``
+    retry_interrupted=False)
+--
+
+    A POSIX message queue, created if it does not exist.
 
     *name* is ``'/'`` followed by up to 255 characters.  *maxsize* (the
     number of messages) and *maxmsgsize* (bytes per message) apply when

@@ -1,4 +1,4 @@
-# cython: language_level=3
+# cython: language_level=3, binding=False
 """System V message queues (msgop(2)): the engine of ipcq.sysvmq."""
 
 from cpython.buffer cimport (
@@ -117,10 +117,11 @@ def ftok(path, proj_id):
 
 
 cdef class Queue:
-    """A System V message queue.
+    """Queue(key=None, max_bytes=None, serializer=None, *, mode=0o600,
+    create=True, exclusive=False, retry_interrupted=False)
+--
 
-    ``Queue(key=None, max_bytes=None, serializer=None, *, mode=0o600,
-    create=True, exclusive=False, retry_interrupted=False)``
+    A System V message queue.
 
     *key* None or 0 makes a new private queue (IPC_PRIVATE), reachable by
     its :attr:`id` and by children; a positive key (at most 2**32 - 1)

@@ -139,7 +139,12 @@ def runtime_parameters(func: Any) -> list[tuple[str, str, Any]] | None:
     ):
         # (*args, **kwargs): Cython does not expose this signature.
         return None
-    return [(p.name, p.kind.name, p.default) for p in params]
+    result = [(p.name, p.kind.name, p.default) for p in params]
+    if result and result[0][:2] == ("self", "POSITIONAL_ONLY"):
+        # A method of a compiled class takes self positionally only, as
+        # every builtin method does; stubs spell self the ordinary way.
+        result[0] = ("self", "POSITIONAL_OR_KEYWORD", result[0][2])
+    return result
 
 
 @pytest.mark.parametrize("name", STUBS)
