@@ -1,0 +1,81 @@
+"""Build and run floor.c, the C program every figure is compared with."""
+
+import json
+import os
+import shlex
+import shutil
+import subprocess
+
+from ipcq.bench._harness import BenchError
+
+SOURCE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "floor.c")
+
+
+def _compiler():
+    command = shlex.split(os.environ.get("CC") or "cc")
+    if not command or shutil.which(command[0]) is None:
+        name = command[0] if command else "(empty CC)"
+        raise BenchError(
+            f"no C compiler to build the C floor: '{name}' was not found; "
+            "install one (Debian: apt-get install gcc) or set CC"
+        )
+    return command
+
+
+def compiler_version():
+    """The first line of ``cc --version``, or None."""
+    try:
+        proc = subprocess.run(
+            _compiler() + ["--version"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+        )
+    except (BenchError, OSError, subprocess.SubprocessError):
+        return None
+    lines = proc.stdout.splitlines()
+    return lines[0].strip() if lines else None
+
+
+class Floor:
+    """floor.c compiled with ``cc -O2`` into the run's temporary directory.
+
+    The compiler is ``$CC`` if set, else ``cc``.
+    """
+
+    def __init__(self, registry):
+        if not os.path.exists(SOURCE):
+            raise BenchError(f"the C floor source is missing: {SOURCE}")
+        self.path = registry.path("floor")
+        command = _compiler() + ["-O2", "-o", self.path, SOURCE, "-lrt"]
+        try:
+            proc = subprocess.run(command, capture_output=True, text=True, timeout=120)
+        except (OSError, subprocess.SubprocessError) as exc:
+            raise BenchError(f"cannot run the C compiler: {exc}") from None
+        if proc.returncode != 0:
+            errors = (
+                [line for line in proc.stderr.splitlines() if "error" in line]
+                or proc.stderr.splitlines()
+                or ["(no message)"]
+            )
+            raise BenchError(
+                f"the C floor did not compile ({shlex.join(command)}): "
+                f"{errors[0].strip()}"
+            )
+
+    def run(self, *args, timeout=120):
+        """Run ``floor ARGS...`` and return the JSON object it prints."""
+        argv = [self.path] + [str(a) for a in args]
+        try:
+            proc = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise BenchError(
+                f"the C floor ({args[0]} {args[1]}) did not finish within "
+                f"{timeout:.0f} s"
+            ) from None
+        if proc.returncode != 0:
+            message = proc.stderr.strip().splitlines() or [
+                f"exit status {proc.returncode}"
+            ]
+            raise BenchError(f"the C floor failed: {message[-1]}")
+        return json.loads(proc.stdout)
