@@ -28,8 +28,8 @@ from ipcq.includes.mqueue cimport (
     mq_unlink, mqd_t,
 )
 from ipcq.includes.poll cimport (
-    EFD_CLOEXEC, EFD_NONBLOCK, POLLIN, POLLOUT, eventfd, eventfd_write,
-    pollfd, ppoll,
+    EFD_CLOEXEC, EFD_NONBLOCK, POLLIN, POLLOUT, eventfd, eventfd_read,
+    eventfd_t, eventfd_write, pollfd, ppoll,
 )
 
 import os
@@ -302,7 +302,15 @@ cdef class Queue:
         self._msgsize = attr.mq_msgsize
         self._retry = retry_interrupted
         if self._codec.kind == CODEC_PICKLE:
-            self._warn_if_shared()
+            try:
+                self._warn_if_shared()
+            except BaseException:
+                # The warning was turned into an error: undo this call.
+                self._closed = True
+                self._release_fds()
+                if created:
+                    mq_unlink(c_name)
+                raise
 
     cdef _warn_if_shared(self):
         cdef struct_stat st
@@ -314,7 +322,8 @@ cdef class Queue:
                 "chosen by whoever writes a message; use 'msgpack', 'json' "
                 "or 'raw' with untrusted writers",
                 PickleSecurityWarning,
-                stacklevel=3,
+                # The caller's frame: compiled frames are not counted.
+                stacklevel=1,
             )
 
     def __del__(self):
@@ -411,7 +420,9 @@ cdef class Queue:
         needed.  Otherwise the batch stops at the first item that finds
         no room (at once with *block* false, or when *timeout*, counted
         for the whole batch, runs out), and the return value tells how
-        many items were put: the rest were not sent.
+        many items were put: the rest were not sent.  An exception raised
+        by an item (a serializer error, say) or by the wait (a signal)
+        carries that count as its ``count`` attribute.
         """
         cdef unsigned int prio = check_priority(priority)
         cdef double deadline = wait_deadline(block, timeout)
@@ -419,11 +430,16 @@ cdef class Queue:
 
         if self._closed:
             self._raise_closed()
-        for item in items:
-            if not self._send_item(item, prio, block, deadline,
-                                   pickle_protocol):
-                break
-            count += 1
+        try:
+            for item in items:
+                if not self._send_item(item, prio, block, deadline,
+                                       pickle_protocol):
+                    break
+                count += 1
+        except BaseException as exc:
+            # The items before the failing one were sent: say how many.
+            exc.count = count
+            raise
         return count
 
     cdef int _send_item(self, object item, unsigned int prio, bint block,
@@ -660,6 +676,7 @@ cdef class Queue:
         cdef timespec *timeout
         cdef double left
         cdef int rc, err
+        cdef eventfd_t drained
 
         self._ensure_wake_fd()
         fds[0].fd = self._fd
@@ -696,6 +713,10 @@ cdef class Queue:
                         EBADF, f"queue {self._name!r} was closed while waiting"
                     )
                 if rc > 0:
+                    if fds[1].revents:
+                        # Only close() signals the eventfd; a wake-up while
+                        # still open would repeat forever unless drained.
+                        eventfd_read(self._wake_fd, &drained)
                     return 1
                 if rc < 0:
                     if err != EINTR:
@@ -710,9 +731,11 @@ cdef class Queue:
         cdef pid_t pid = getpid()
 
         # A child of fork() shares its parent's eventfd; it gets its own so
-        # that neither process's close() wakes the other's waiters.
+        # that neither process's close() wakes the other's waiters.  The
+        # parent's waiting threads do not exist in the child.
         if self._wake_fd >= 0 and self._wake_pid == pid:
             return 0
+        self._waiters = 0
         if self._wake_fd >= 0:
             close(self._wake_fd)
         self._wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)
@@ -804,7 +827,10 @@ cdef class Queue:
             raise QueueError(EBADF, f"queue {self._name!r} is already closed")
 
         self._closed = True
-        if self._waiters:
+        # Waiters counted in another process (before a fork) are not this
+        # process's to wake, and its eventfd is not this process's to
+        # signal.
+        if self._waiters and self._wake_pid == getpid():
             eventfd_write(self._wake_fd, 1)
         else:
             self._release_fds()

@@ -89,6 +89,25 @@ cdef inline void end_nap(Nap *nap) noexcept nogil:
         nap.masked = False
 
 
+cdef int open_existing(key_t key) noexcept:
+    """msgget(2) an existing queue if this process may use it at all.
+
+    msgget checks the permissions its flag asks for: asking for none
+    would open any queue, even one whose mode lets this user do nothing.
+    Read and write are asked first, then either alone, so that a queue
+    this user may only read (or only write) still opens; msgsnd and msgrcv
+    check the rest.
+    """
+    cdef int qid = -1
+    cdef int flag
+
+    for flag in (0o600, 0o400, 0o200):
+        qid = msgget(key, flag)
+        if qid >= 0 or errno != EACCES:
+            break
+    return qid
+
+
 cdef Py_ssize_t read_msgmax():
     cdef object value = read_limit(KERNEL_PROC + "msgmax")
     if value is None or value <= 0:
@@ -206,7 +225,7 @@ cdef class Queue:
                         break
                     if err != EEXIST or exclusive:
                         break
-                qid = msgget(c_key, 0)
+                qid = open_existing(c_key)
                 err = errno
                 if qid >= 0 or err != ENOENT or not create:
                     break
@@ -228,7 +247,14 @@ cdef class Queue:
                 self._closed = True
                 raise
         if self._codec.kind == CODEC_PICKLE:
-            self._warn_if_shared()
+            try:
+                self._warn_if_shared()
+            except BaseException:
+                # The warning was turned into an error: undo this call.
+                if created:
+                    msgctl(qid, IPC_RMID, NULL)
+                self._closed = True
+                raise
 
     cdef str _open_error(self, int err, object key):
         if err == ENOSPC:
@@ -278,7 +304,8 @@ cdef class Queue:
                 "code chosen by whoever writes a message; use 'msgpack', "
                 "'json' or 'raw' with untrusted writers",
                 PickleSecurityWarning,
-                stacklevel=3,
+                # The caller's frame: compiled frames are not counted.
+                stacklevel=1,
             )
 
     def __dealloc__(self):
@@ -369,7 +396,9 @@ cdef class Queue:
         needed.  Otherwise the batch stops at the first item that finds
         no room (at once with *block* false, or when *timeout*, counted
         for the whole batch, runs out), and the return value tells how
-        many items were put: the rest were not sent.
+        many items were put: the rest were not sent.  An exception raised
+        by an item (a serializer error, say) or by the wait (a signal)
+        carries that count as its ``count`` attribute.
         """
         cdef long mtype = check_type(msg_type)
         cdef double deadline = wait_deadline(block, timeout)
@@ -377,11 +406,16 @@ cdef class Queue:
 
         if self._closed:
             self._raise_closed()
-        for item in items:
-            if not self._send_item(item, mtype, block, deadline,
-                                   pickle_protocol):
-                break
-            count += 1
+        try:
+            for item in items:
+                if not self._send_item(item, mtype, block, deadline,
+                                       pickle_protocol):
+                    break
+                count += 1
+        except BaseException as exc:
+            # The items before the failing one were sent: say how many.
+            exc.count = count
+            raise
         return count
 
     cdef int _send_item(self, object item, long mtype, bint block,
@@ -611,15 +645,16 @@ cdef class Queue:
         cdef double deadline = wait_deadline(block, timeout)
         cdef char *buf
         cdef Py_ssize_t size
+        cdef Py_ssize_t cap
 
         if self._closed:
             self._raise_closed()
         PyObject_GetBuffer(buffer, &view, PyBUF_WRITABLE)
         try:
-            buf = self._take_receive_buffer()
+            buf = self._take_receive_buffer(&cap)
             try:
                 size = self._receive_into(
-                    buf, min(view.len, self._rcap), mtype, block, deadline
+                    buf, min(view.len, cap), mtype, block, deadline
                 )
                 if size == -2:
                     raise QueueError(
@@ -644,12 +679,12 @@ cdef class Queue:
         """Receive one message as bytes, or None if none came in time."""
         cdef char *buf
         cdef Py_ssize_t size
+        cdef Py_ssize_t cap
 
         while True:
-            buf = self._take_receive_buffer()
+            buf = self._take_receive_buffer(&cap)
             try:
-                size = self._receive_into(buf, self._rcap, mtype, block,
-                                          deadline)
+                size = self._receive_into(buf, cap, mtype, block, deadline)
                 if size == -1:
                     return None
                 if size >= 0:
@@ -663,7 +698,7 @@ cdef class Queue:
             # E2BIG: the message is longer than the buffer, which was
             # sized for msgmax, so msgmax was raised since.  The message
             # stays queued; read it again with a larger buffer.
-            self._msgmax = max(read_msgmax(), 2 * self._rcap)
+            self._msgmax = max(read_msgmax(), 2 * cap)
 
     cdef Py_ssize_t _receive_into(self, char *buf, Py_ssize_t cap,
                                   long mtype, bint block,
@@ -723,29 +758,33 @@ cdef class Queue:
             self._raise_io(err, "receive from")
         return 0
 
-    cdef char *_take_receive_buffer(self) except NULL:
-        # One receive buffer per queue, sized so that any message the
-        # kernel accepts (up to msgmax) fits.  While a thread waits with
-        # it, another thread receiving on the same handle gets its own.
+    cdef char *_take_receive_buffer(self, Py_ssize_t *cap) except NULL:
+        """Return a buffer for a message of up to msgmax bytes, and its size.
+
+        One receive buffer per queue, sized so that any message the kernel
+        accepts fits.  While a thread waits with it, another thread
+        receiving on the same handle gets one of its own.  Nothing here
+        may release the GIL between the test of _rbusy and its setting.
+        """
         cdef char *buf
-        cdef Py_ssize_t msgmax
+        cdef Py_ssize_t size = self._msgmax
 
         if not self._rbusy:
-            if self._rbuf == NULL or self._rcap < self._msgmax:
-                msgmax = max(self._msgmax, read_msgmax())
-                buf = <char *>malloc(HEADER + msgmax)
+            if self._rbuf == NULL or self._rcap < size:
+                buf = <char *>malloc(HEADER + size)
                 if buf == NULL:
                     raise MemoryError()
                 free(self._rbuf)
                 self._rbuf = buf
-                self._rcap = msgmax
-                self._msgmax = msgmax
+                self._rcap = size
             self._rbusy = True
+            cap[0] = self._rcap
             return self._rbuf
 
-        buf = <char *>malloc(HEADER + self._rcap)
+        buf = <char *>malloc(HEADER + size)
         if buf == NULL:
             raise MemoryError()
+        cap[0] = size
         return buf
 
     cdef void _give_receive_buffer(self, char *buf) noexcept:

@@ -32,6 +32,7 @@ cdef extern from "<sys/eventfd.h>" nogil:
     ctypedef unsigned long long eventfd_t
 
     int eventfd(unsigned int initval, int flags)
+    int eventfd_read(int fd, eventfd_t *value)
     int eventfd_write(int fd, eventfd_t value)
 
 
