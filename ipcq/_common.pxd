@@ -23,6 +23,7 @@ cdef class Codec:
 
 
 cdef long to_long(object value, str what) except? -1
+cdef int get_writable_buffer(object buffer, Py_buffer *view) except -1
 cdef double monotonic() noexcept nogil
 cdef double deadline_for(object timeout) except? -2.0
 cdef void fill_timespec(timespec *ts, double seconds) noexcept nogil

@@ -1,7 +1,7 @@
 # cython: language_level=3
 """Exceptions, serializer codec and timing helpers shared by both queues."""
 
-from cpython.buffer cimport PyBUF_SIMPLE, PyObject_GetBuffer
+from cpython.buffer cimport PyBUF_SIMPLE, PyBUF_WRITABLE, PyObject_GetBuffer
 from cpython.exc cimport PyErr_CheckSignals
 from cpython.number cimport PyNumber_Index
 from libc.errno cimport (
@@ -204,6 +204,18 @@ cdef long to_long(object value, str what) except? -1:
             f"{what} must be an int, not {type(value).__name__}"
         )
     return PyNumber_Index(value)
+
+
+cdef int get_writable_buffer(object buffer, Py_buffer *view) except -1:
+    """Request one writable, contiguous run of bytes, as get_into() needs."""
+    try:
+        PyObject_GetBuffer(buffer, view, PyBUF_WRITABLE)
+    except (TypeError, BufferError) as exc:
+        raise TypeError(
+            "get_into() needs a writable contiguous buffer (bytearray, "
+            f"memoryview, array), not {type(buffer).__name__}"
+        ) from exc
+    return 0
 
 
 cdef double monotonic() noexcept nogil:

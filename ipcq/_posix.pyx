@@ -1,9 +1,7 @@
 # cython: language_level=3, binding=False
 """POSIX message queues (mq_overview(7)): the engine of ipcq.posixmq."""
 
-from cpython.buffer cimport (
-    PyBUF_WRITABLE, PyBuffer_Release, PyObject_GetBuffer,
-)
+from cpython.buffer cimport PyBuffer_Release
 from cpython.bytes cimport (
     PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE,
 )
@@ -20,8 +18,8 @@ from posix.types cimport pid_t
 from posix.unistd cimport close, getpid
 
 from ipcq._common cimport (
-    CODEC_PICKLE, Codec, after_eintr, fill_timespec, monotonic, raise_errno,
-    to_long, wait_deadline,
+    CODEC_PICKLE, Codec, after_eintr, fill_timespec, get_writable_buffer,
+    monotonic, raise_errno, to_long, wait_deadline,
 )
 from ipcq.includes.mqueue cimport (
     mq_attr, mq_close, mq_getattr, mq_open, mq_timedreceive, mq_timedsend,
@@ -580,7 +578,7 @@ cdef class Queue:
 
         if self._closed:
             self._raise_closed()
-        PyObject_GetBuffer(buffer, &view, PyBUF_WRITABLE)
+        get_writable_buffer(buffer, &view)
         try:
             if view.len < self._msgsize:
                 raise QueueError(

@@ -1,9 +1,7 @@
 # cython: language_level=3, binding=False
 """System V message queues (msgop(2)): the engine of ipcq.sysvmq."""
 
-from cpython.buffer cimport (
-    PyBUF_WRITABLE, PyBuffer_Release, PyObject_GetBuffer,
-)
+from cpython.buffer cimport PyBuffer_Release
 from cpython.bytes cimport (
     PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE,
 )
@@ -21,8 +19,8 @@ from posix.signal cimport (
 from posix.time cimport timespec
 
 from ipcq._common cimport (
-    CODEC_PICKLE, Codec, after_eintr, fill_timespec, monotonic, raise_errno,
-    to_long, wait_deadline,
+    CODEC_PICKLE, Codec, after_eintr, fill_timespec, get_writable_buffer,
+    monotonic, raise_errno, to_long, wait_deadline,
 )
 from ipcq.includes.msg cimport (
     IPC_CREAT, IPC_EXCL, IPC_NOWAIT, IPC_PRIVATE, IPC_RMID, IPC_SET,
@@ -649,7 +647,7 @@ cdef class Queue:
 
         if self._closed:
             self._raise_closed()
-        PyObject_GetBuffer(buffer, &view, PyBUF_WRITABLE)
+        get_writable_buffer(buffer, &view)
         try:
             buf = self._take_receive_buffer(&cap)
             try:

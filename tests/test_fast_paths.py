@@ -1,0 +1,163 @@
+"""The batch calls and receiving into a caller's buffer, on both kinds."""
+
+import array
+import queue
+
+import pytest
+
+import ipcq
+from ipcq import QueueError
+
+
+def tag_kw(kind, tag):
+    return {"priority": tag} if kind == "posix" else {"msg_type": tag}
+
+
+@pytest.fixture
+def raw(make_queue, kind):
+    """An empty raw queue of each kind that holds 5 messages (POSIX) or
+    200 bytes (System V)."""
+    if kind == "posix":
+        return make_queue.posix(maxsize=5, maxmsgsize=64, serializer="raw")
+    return make_queue.sysv(max_bytes=200, serializer="raw")
+
+
+def test_put_many_keeps_order_and_counts(raw):
+    items = [bytes([i]) * 10 for i in range(5)]
+    assert raw.put_many(items) == 5
+    assert raw.get_many(10) == items
+
+
+def test_put_many_takes_any_iterable(raw):
+    assert raw.put_many(bytes([i]) for i in range(3)) == 3
+    assert raw.put_many(iter([])) == 0
+    assert raw.get_many(5) == [b"\x00", b"\x01", b"\x02"]
+
+
+def test_put_many_with_a_tag(raw, kind):
+    raw.put(b"low", **tag_kw(kind, 1))
+    assert raw.put_many([b"a", b"b"], **tag_kw(kind, 3)) == 2
+    if kind == "posix":
+        # Higher priority first, FIFO within it.
+        assert raw.get_many(5) == [b"a", b"b", b"low"]
+    else:
+        assert raw.get_many(5, msg_type=3) == [b"a", b"b"]
+        assert raw.get_with_type() == (b"low", 1)
+
+
+def test_partial_batch_without_blocking(raw, kind):
+    items = [b"x" * 40] * 10
+    sent = raw.put_many(items, block=False)
+    assert 0 < sent < 10
+    assert raw.qsize() == sent
+    # Nothing was sent past the first item that found no room.
+    assert raw.put_many(items, block=False) == 0
+    assert len(raw.get_many(10)) == sent
+
+
+def test_partial_batch_with_a_timeout(raw):
+    sent = raw.put_many([b"y" * 40] * 10, timeout=0.05)
+    assert 0 < sent < 10
+    assert raw.qsize() == sent
+
+
+def test_put_many_stops_at_a_bad_item_and_says_how_many(raw):
+    with pytest.raises(TypeError) as info:
+        raw.put_many([b"a", b"b", "not bytes", b"c"])
+    assert info.value.count == 2
+    assert raw.get_many(10) == [b"a", b"b"]
+
+
+def test_put_many_refuses_a_bad_tag_before_sending(raw, kind):
+    with pytest.raises(QueueError):
+        raw.put_many([b"a"], **tag_kw(kind, -1))
+    assert raw.qsize() == 0
+
+
+def test_get_many_takes_only_what_is_there(raw):
+    raw.put_many([b"1", b"2"])
+    assert raw.get_many(5) == [b"1", b"2"]
+    with pytest.raises(queue.Empty):
+        raw.get_many(5, block=False)
+    with pytest.raises(queue.Empty):
+        raw.get_many(5, timeout=0.05)
+
+
+def test_get_many_respects_max_items(raw):
+    raw.put_many([b"1", b"2", b"3"])
+    assert raw.get_many(2) == [b"1", b"2"]
+    assert raw.get_many(2) == [b"3"]
+
+
+@pytest.mark.parametrize(
+    "bad, exc", [(0, QueueError), (-1, QueueError), (1.5, TypeError), ("2", TypeError)]
+)
+def test_get_many_bad_counts(raw, bad, exc):
+    raw.put(b"kept")
+    with pytest.raises(exc):
+        raw.get_many(bad)
+    assert raw.get_many(1) == [b"kept"]
+
+
+def test_get_many_keeps_items_before_an_undecodable_one(q, make_queue, kind):
+    writer = make_queue.reopen(q, serializer="raw")
+    reader = make_queue.reopen(q, serializer="json")
+    writer.put_many([b"1", b"2", b"\xff", b"3"])
+    with pytest.raises(ipcq.DecodeError) as info:
+        reader.get_many(10)
+    assert info.value.items == [1, 2]
+    assert info.value.payload == b"\xff"
+    assert reader.get_many(10) == [3]
+
+
+def test_get_into_fills_the_buffer(raw, kind):
+    raw.put(b"hello", **tag_kw(kind, 4))
+    buf = bytearray(64)
+    assert raw.get_into(buf) == (5, 4)
+    assert buf[:5] == b"hello"
+
+
+def test_get_into_other_buffers(raw):
+    raw.put(b"\x01\x00\x00\x00\x02\x00\x00\x00")
+    arr = array.array("i", [0] * 16)
+    assert raw.get_into(arr)[0] == 8
+    assert arr[:2] == array.array("i", [1, 2])
+    raw.put(b"view")
+    buf = bytearray(100)
+    assert raw.get_into(memoryview(buf)[10:80])[0] == 4
+    assert buf[10:14] == b"view"
+
+
+def test_get_into_empty(raw):
+    with pytest.raises(queue.Empty):
+        raw.get_into(bytearray(64), block=False)
+    with pytest.raises(queue.Empty):
+        raw.get_into(bytearray(64), timeout=0.05)
+
+
+def test_get_into_sysv_selects_by_type(make_queue):
+    q = make_queue.sysv(serializer="raw")
+    q.put(b"one", msg_type=1)
+    q.put(b"two", msg_type=2)
+    buf = bytearray(16)
+    assert q.get_into(buf, msg_type=2) == (3, 2)
+    assert buf[:3] == b"two"
+
+
+def test_get_into_a_buffer_too_small_keeps_the_message(raw, kind):
+    raw.put(b"z" * 30)
+    small = bytearray(10)
+    with pytest.raises(QueueError) as info:
+        raw.get_into(small)
+    assert info.value.errno == QueueError.TOO_BIG_MESSAGE
+    assert raw.qsize() == 1
+    assert small == bytearray(10)
+    assert raw.get() == b"z" * 30
+
+
+@pytest.mark.parametrize("bad", [b"immutable", "text", 42])
+def test_get_into_needs_a_writable_buffer(raw, bad):
+    raw.put(b"kept")
+    with pytest.raises(TypeError):
+        raw.get_into(bad)
+    assert raw.get() == b"kept"
