@@ -98,6 +98,7 @@ def collect(pid, r, timeout=10.0):
     """
     chunks = []
     deadline = time.monotonic() + timeout
+    finished = False
     try:
         while True:
             left = deadline - time.monotonic()
@@ -108,11 +109,12 @@ def collect(pid, r, timeout=10.0):
                 continue
             chunk = os.read(r, 65536)
             if not chunk:
+                finished = True
                 break
             chunks.append(chunk)
     finally:
         os.close(r)
-        if time.monotonic() >= deadline:
+        if not finished:
             os.kill(pid, signal.SIGKILL)
         _, status = os.waitpid(pid, 0)
         _running.discard(pid)
@@ -166,11 +168,6 @@ def write_sysctl(path, value):
     """Write one /proc/sys setting (in a child that owns its namespace)."""
     with open(path, "w") as f:
         f.write(f"{value}\n")
-
-
-def read_sysctl(path):
-    with open(path) as f:
-        return int(f.read().split()[0])
 
 
 def cpu_seconds():

@@ -8,6 +8,7 @@ when it did not complete.
 import errno
 import os
 import queue
+import signal
 import threading
 import time
 
@@ -70,7 +71,7 @@ class Count:
 # -- signal handlers during a blocked call --------------------------------
 
 
-# Each of these tests interrupts the wait three times: a signal that is
+# Each of these tests interrupts the wait four times: a signal that is
 # not seen by the wait it interrupts shows up as a late exception or as a
 # wait that runs to its deadline.
 TRIES = 4
@@ -348,7 +349,9 @@ def die_holding(q, sig):
     os.kill(os.getpid(), sig)
 
 
-@pytest.mark.parametrize("sig", [9, 15])
+@pytest.mark.parametrize(
+    "sig", [signal.SIGKILL, signal.SIGTERM], ids=["SIGKILL", "SIGTERM"]
+)
 def test_a_dead_writer_does_not_wedge_the_queue(make_queue, kind, sig):
     q = small_queue(make_queue, kind)
     pid = os.fork()
