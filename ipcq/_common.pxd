@@ -13,6 +13,7 @@ cdef enum CodecKind:
 cdef class Codec:
     cdef readonly object serializer
     cdef readonly int kind
+    cdef readonly bint unpickles
     cdef int protocol
     cdef object dumps
     cdef object loads

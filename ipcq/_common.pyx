@@ -133,9 +133,13 @@ cdef class Codec:
     buffers) or call pickle with a per-message protocol.
     """
 
-    def __init__(self, serializer, int kind, int protocol=-1):
+    def __init__(self, serializer, int kind, int protocol=-1,
+                 bint unpickles=False):
         self.serializer = serializer
         self.kind = kind
+        # Whether loads() unpickles, whichever path encodes: a queue that
+        # others can write to then gets a PickleSecurityWarning.
+        self.unpickles = unpickles or kind == CODEC_PICKLE
         self.protocol = protocol
         self.dumps = serializer.dumps
         self.loads = serializer.loads

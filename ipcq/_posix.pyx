@@ -18,7 +18,7 @@ from posix.types cimport pid_t
 from posix.unistd cimport close, getpid
 
 from ipcq._common cimport (
-    CODEC_PICKLE, Codec, after_eintr, fill_timespec, get_writable_buffer,
+    Codec, after_eintr, fill_timespec, get_writable_buffer,
     monotonic, raise_errno, to_long, wait_deadline,
 )
 from ipcq.includes.mqueue cimport (
@@ -299,7 +299,7 @@ cdef class Queue:
         self._maxsize = attr.mq_maxmsg
         self._msgsize = attr.mq_msgsize
         self._retry = retry_interrupted
-        if self._codec.kind == CODEC_PICKLE:
+        if self._codec.unpickles:
             try:
                 self._warn_if_shared()
             except BaseException:

@@ -19,7 +19,7 @@ from posix.signal cimport (
 from posix.time cimport timespec
 
 from ipcq._common cimport (
-    CODEC_PICKLE, Codec, after_eintr, fill_timespec, get_writable_buffer,
+    Codec, after_eintr, fill_timespec, get_writable_buffer,
     monotonic, raise_errno, to_long, wait_deadline,
 )
 from ipcq.includes.msg cimport (
@@ -244,7 +244,7 @@ cdef class Queue:
                     msgctl(qid, IPC_RMID, NULL)
                 self._closed = True
                 raise
-        if self._codec.kind == CODEC_PICKLE:
+        if self._codec.unpickles:
             try:
                 self._warn_if_shared()
             except BaseException:

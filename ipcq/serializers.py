@@ -341,4 +341,7 @@ def resolve(serializer):
         return Codec(serializer, KIND_PICKLE, serializer.protocol)
     if type(serializer) is RawSerializer:
         return Codec(serializer, KIND_RAW)
-    return Codec(serializer, KIND_OTHER)
+    # A subclass of PickleSerializer, or the pickle module itself, takes
+    # the generic path but still runs pickle on what it receives.
+    unpickles = isinstance(serializer, PickleSerializer) or serializer is pickle
+    return Codec(serializer, KIND_OTHER, unpickles=unpickles)

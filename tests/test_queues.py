@@ -651,6 +651,25 @@ def test_pickle_on_a_queue_others_can_write_warns(make_queue, kind):
         make_queue(kind, mode=0o622)
 
 
+class ProtocolFive(serializers.PickleSerializer):
+    def __init__(self):
+        super().__init__(5)
+
+
+@pytest.mark.parametrize("spec", [pickle, ProtocolFive()], ids=["module", "subclass"])
+def test_every_unpickling_serializer_warns(make_queue, kind, spec):
+    with pytest.warns(ipcq.PickleSecurityWarning):
+        q = make_queue(kind, mode=0o666, serializer=spec)
+    q.put([1, "A"])
+    assert q.get() == [1, "A"]
+
+
+def test_shared_queue_without_pickle_does_not_warn(make_queue, kind):
+    q = make_queue(kind, mode=0o666, serializer="json")
+    q.put([1])
+    assert q.get() == [1]
+
+
 def test_open_options_posix(make_queue):
     name = unique_name()
     with pytest.raises(FileNotFoundError):
