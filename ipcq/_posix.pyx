@@ -766,14 +766,18 @@ cdef class Queue:
 
     # -- state ------------------------------------------------------------
 
+    cdef int _getattr(self, mq_attr *attr) except -1:
+        if self._closed:
+            self._raise_closed()
+        if mq_getattr(self._fd, attr) < 0:
+            raise_errno(errno, f"cannot read the attributes of {self._name!r}")
+        return 0
+
     def qattr(self):
         """Return ``{'size', 'max_size', 'max_msgbytes'}`` of the queue."""
         cdef mq_attr attr
 
-        if self._closed:
-            self._raise_closed()
-        if mq_getattr(self._fd, &attr) < 0:
-            raise_errno(errno, f"cannot read the attributes of {self._name!r}")
+        self._getattr(&attr)
         return {
             "size": attr.mq_curmsgs,
             "max_size": attr.mq_maxmsg,
@@ -783,10 +787,7 @@ cdef class Queue:
     cdef long _curmsgs(self) except -1:
         cdef mq_attr attr
 
-        if self._closed:
-            self._raise_closed()
-        if mq_getattr(self._fd, &attr) < 0:
-            raise_errno(errno, f"cannot read the attributes of {self._name!r}")
+        self._getattr(&attr)
         return attr.mq_curmsgs
 
     def qsize(self):

@@ -87,6 +87,14 @@ cdef inline void end_nap(Nap *nap) noexcept nogil:
         nap.masked = False
 
 
+cdef long check_max_bytes(object value) except -1:
+    cdef long n = to_long(value, "max_bytes")
+
+    if n <= 0:
+        raise QueueError(EINVAL, f"max_bytes must be at least 1, not {n}")
+    return n
+
+
 cdef int open_existing(key_t key) noexcept:
     """msgget(2) an existing queue if this process may use it at all.
 
@@ -195,10 +203,7 @@ cdef class Queue:
         if not 0 <= c_mode <= 0o777:
             raise QueueError(EINVAL, f"mode must be 0 to 0o777, not {mode!r}")
         if max_bytes is not None:
-            if to_long(max_bytes, "max_bytes") <= 0:
-                raise QueueError(
-                    EINVAL, f"max_bytes must be at least 1, not {max_bytes}"
-                )
+            check_max_bytes(max_bytes)
         self._codec = resolve(serializer)
 
         if c_key == IPC_PRIVATE:
@@ -357,8 +362,7 @@ cdef class Queue:
 
     @max_bytes.setter
     def max_bytes(self, value):
-        if to_long(value, "max_bytes") <= 0:
-            raise QueueError(EINVAL, f"max_bytes must be at least 1, not {value}")
+        check_max_bytes(value)
         self._set_max_bytes(value)
 
     # -- sending ----------------------------------------------------------
