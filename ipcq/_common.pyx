@@ -9,7 +9,9 @@ from libc.errno cimport (
     ENOMEM, EPERM, ETIMEDOUT,
 )
 from libc.math cimport isnan
-from posix.time cimport CLOCK_MONOTONIC, clock_gettime, timespec
+from posix.time cimport (
+    CLOCK_MONOTONIC, CLOCK_REALTIME, clock_gettime, timespec,
+)
 
 import os
 import pickle
@@ -261,6 +263,39 @@ cdef void fill_timespec(timespec *ts, double seconds) noexcept nogil:
     ts.tv_nsec = <long>((seconds - ts.tv_sec) * 1e9)
     if ts.tv_nsec > 999999999:
         ts.tv_nsec = 999999999
+
+
+cdef extern from "<pthread.h>" nogil:
+    int pthread_atfork(void (*prepare)() noexcept nogil,
+                       void (*parent)() noexcept nogil,
+                       void (*child)() noexcept nogil)
+
+
+# How many times this process is a child of fork(): a handle that counted
+# waiting threads before a fork knows from it that the child has none of
+# them, without a getpid() system call per wait.
+cdef unsigned long forks_seen = 0
+
+
+cdef void count_fork() noexcept nogil:
+    global forks_seen
+    forks_seen += 1
+
+
+pthread_atfork(NULL, NULL, count_fork)
+
+
+cdef unsigned long fork_generation() noexcept nogil:
+    return forks_seen
+
+
+cdef void slice_deadline(timespec *ts, long nanoseconds) noexcept nogil:
+    """An absolute CLOCK_REALTIME deadline *nanoseconds* from now."""
+    clock_gettime(CLOCK_REALTIME, ts)
+    ts.tv_nsec += nanoseconds
+    while ts.tv_nsec >= 1000000000:
+        ts.tv_nsec -= 1000000000
+        ts.tv_sec += 1
 
 
 cdef int raise_errno(int err, str message) except -1:

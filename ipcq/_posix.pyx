@@ -14,12 +14,11 @@ from libc.stdlib cimport free, malloc
 from posix.fcntl cimport O_CREAT, O_EXCL, O_RDONLY, O_RDWR, O_WRONLY
 from posix.stat cimport fchmod, fstat, struct_stat
 from posix.time cimport timespec
-from posix.types cimport pid_t
-from posix.unistd cimport close, getpid
+from posix.unistd cimport close
 
 from ipcq._common cimport (
-    Codec, after_eintr, fill_timespec, get_writable_buffer,
-    monotonic, raise_errno, to_long, wait_deadline,
+    Codec, after_eintr, fill_timespec, fork_generation, get_writable_buffer,
+    monotonic, raise_errno, slice_deadline, to_long, wait_deadline,
 )
 from ipcq.includes.mqueue cimport (
     mq_attr, mq_close, mq_getattr, mq_open, mq_timedreceive, mq_timedsend,
@@ -60,6 +59,14 @@ cdef str MQ_PROC = "/proc/sys/fs/mqueue/"
 cdef timespec EXPIRED
 EXPIRED.tv_sec = 0
 EXPIRED.tv_nsec = 0
+
+# An untimed wait sleeps inside mq_timedsend(3) or mq_timedreceive(3), in
+# slices of this many nanoseconds: a slice that ends finds out whether
+# close() was called meanwhile, which nothing else can tell a thread
+# asleep in the kernel, and runs the handler of a signal that landed just
+# before the system call.  So close() wakes such a thread within 50 ms,
+# and an idle waiting thread wakes 20 times a second.
+cdef long WAIT_SLICE_NS = 50000000
 
 
 cdef bytes encode_name(object name):
@@ -211,9 +218,14 @@ cdef class Queue:
 
     cdef mqd_t _fd
     cdef int _wake_fd
-    cdef pid_t _wake_pid
     cdef int _waiters
+    cdef unsigned long _waiters_gen
     cdef bint _closed
+    # Whether the last untimed receive (send) had to wait: the next one
+    # then goes straight to the waiting system call, one call instead of
+    # a failed try and then the wait, as in a ping-pong of two processes.
+    cdef bint _recv_waited
+    cdef bint _send_waited
     cdef bint _retry
     cdef str _name
     cdef long _maxsize
@@ -476,15 +488,57 @@ cdef class Queue:
         while True:
             if self._closed:
                 self._raise_closed()
-            rc = mq_timedsend(self._fd, buf, size, prio, &EXPIRED)
-            if rc == 0:
-                return 1
-
-            err = errno
-            if err != ETIMEDOUT and err != EAGAIN:
-                self._raise_io(err, "send to")
-            if not block or not self._wait(POLLOUT, deadline):
+            if not (block and deadline < 0 and self._send_waited):
+                rc = mq_timedsend(self._fd, buf, size, prio, &EXPIRED)
+                if rc == 0:
+                    self._send_waited = False
+                    return 1
+                err = errno
+                if err != ETIMEDOUT and err != EAGAIN:
+                    self._raise_io(err, "send to")
+                if not block:
+                    return 0
+            if deadline < 0:
+                if self._send_waiting(buf, size, prio):
+                    self._send_waited = True
+                    return 1
+            # A timed wait, or a descriptor in O_NONBLOCK mode.
+            self._send_waited = False
+            if not self._wait(POLLOUT, deadline):
                 return 0
+
+    cdef int _send_waiting(self, const char *buf, size_t size,
+                           unsigned int prio) except -1:
+        """Send, waiting for room inside mq_timedsend(3); untimed only.
+
+        Returns 1 once sent, 0 if the descriptor is in O_NONBLOCK mode
+        (set through a file description that another process shares), for
+        the caller to wait with ppoll() instead.
+        """
+        cdef timespec ts
+        cdef int rc, err
+
+        self._enter_wait()
+        try:
+            while True:
+                PyErr_CheckSignals()
+                with nogil:
+                    slice_deadline(&ts, WAIT_SLICE_NS)
+                    rc = mq_timedsend(self._fd, buf, size, prio, &ts)
+                    err = errno
+                if rc == 0:
+                    return 1
+                if self._closed:
+                    self._raise_closed_while_waiting()
+                if err == ETIMEDOUT:
+                    continue
+                if err == EAGAIN:
+                    return 0
+                if err != EINTR:
+                    self._raise_io(err, "send to")
+                after_eintr(self._retry)
+        finally:
+            self._leave_wait()
 
     # -- receiving --------------------------------------------------------
 
@@ -622,15 +676,69 @@ cdef class Queue:
         while True:
             if self._closed:
                 self._raise_closed()
-            size = mq_timedreceive(self._fd, buf, cap, prio, &EXPIRED)
-            if size >= 0:
-                return size
-
-            err = errno
-            if err != ETIMEDOUT and err != EAGAIN:
-                self._raise_io(err, "receive from")
-            if not block or not self._wait(POLLIN, deadline):
+            if not (block and deadline < 0 and self._recv_waited):
+                size = mq_timedreceive(self._fd, buf, cap, prio, &EXPIRED)
+                if size >= 0:
+                    self._recv_waited = False
+                    return size
+                err = errno
+                if err != ETIMEDOUT and err != EAGAIN:
+                    self._raise_io(err, "receive from")
+                if not block:
+                    return -1
+            if deadline < 0:
+                size = self._receive_waiting(buf, cap, prio)
+                if size >= 0:
+                    self._recv_waited = True
+                    return size
+            # A timed wait, or a descriptor in O_NONBLOCK mode.
+            self._recv_waited = False
+            if not self._wait(POLLIN, deadline):
                 return -1
+
+    cdef Py_ssize_t _receive_waiting(self, char *buf, size_t cap,
+                                     unsigned int *prio) except -2:
+        """Receive, waiting inside mq_timedreceive(3); untimed waits only.
+
+        One system call both waits and receives, as a C program's
+        mq_receive(3) does; a timed wait uses ppoll() instead, whose
+        timeout runs on CLOCK_MONOTONIC rather than the settable
+        CLOCK_REALTIME of mq_timedreceive(3).  Returns the size, or -1 if
+        the descriptor is in O_NONBLOCK mode (set through a file
+        description that another process shares), for the caller to wait
+        with ppoll() instead.
+        """
+        cdef timespec ts
+        cdef Py_ssize_t size
+        cdef int err
+
+        self._enter_wait()
+        try:
+            while True:
+                # A signal that came while this thread held the GIL did not
+                # interrupt anything: run its handler now.  One that lands
+                # between this check and the system call is run when the
+                # slice ends, 50 ms later at most.
+                PyErr_CheckSignals()
+                with nogil:
+                    slice_deadline(&ts, WAIT_SLICE_NS)
+                    size = mq_timedreceive(self._fd, buf, cap, prio, &ts)
+                    err = errno
+                # A message that came is returned even if close() was
+                # called meanwhile: it has left the queue.
+                if size >= 0:
+                    return size
+                if self._closed:
+                    self._raise_closed_while_waiting()
+                if err == ETIMEDOUT:
+                    continue
+                if err == EAGAIN:
+                    return -1
+                if err != EINTR:
+                    self._raise_io(err, "receive from")
+                after_eintr(self._retry)
+        finally:
+            self._leave_wait()
 
     cdef char *_take_buffer(self) except NULL:
         # One receive buffer per queue.  While a thread waits with it (the
@@ -676,14 +784,13 @@ cdef class Queue:
         cdef int rc, err
         cdef eventfd_t drained
 
-        self._ensure_wake_fd()
-        fds[0].fd = self._fd
-        fds[0].events = events
-        fds[1].fd = self._wake_fd
-        fds[1].events = POLLIN
-
-        self._waiters += 1
+        self._enter_wait()
         try:
+            self._ensure_wake_fd()
+            fds[0].fd = self._fd
+            fds[0].events = events
+            fds[1].fd = self._wake_fd
+            fds[1].events = POLLIN
             while True:
                 timeout = NULL
                 if deadline >= 0:
@@ -707,9 +814,7 @@ cdef class Queue:
                     err = errno
 
                 if self._closed:
-                    raise QueueError(
-                        EBADF, f"queue {self._name!r} was closed while waiting"
-                    )
+                    self._raise_closed_while_waiting()
                 if rc > 0:
                     if fds[1].revents:
                         # Only close() signals the eventfd; a wake-up while
@@ -721,31 +826,47 @@ cdef class Queue:
                         raise OSError(err, os.strerror(err))
                     after_eintr(self._retry)
         finally:
-            self._waiters -= 1
-            if self._closed and self._waiters == 0:
-                self._release_fds()
+            self._leave_wait()
+
+    cdef void _enter_wait(self) noexcept:
+        # The waiting threads counted before a fork() do not exist in the
+        # child, and the eventfd it inherited is shared with the parent:
+        # the child starts from none and makes its own, so that neither
+        # process's close() wakes the other's threads.
+        cdef unsigned long gen = fork_generation()
+
+        if self._waiters_gen != gen:
+            self._waiters_gen = gen
+            self._waiters = 0
+            if self._wake_fd >= 0:
+                close(self._wake_fd)
+                self._wake_fd = -1
+        self._waiters += 1
+
+    cdef void _leave_wait(self) noexcept:
+        # The last thread to stop waiting on a closed handle closes the
+        # descriptors, which close() left open for it.
+        self._waiters -= 1
+        if self._closed and self._waiters == 0:
+            self._release_fds()
 
     cdef int _ensure_wake_fd(self) except -1:
-        cdef pid_t pid = getpid()
-
-        # A child of fork() shares its parent's eventfd; it gets its own so
-        # that neither process's close() wakes the other's waiters.  The
-        # parent's waiting threads do not exist in the child.
-        if self._wake_fd >= 0 and self._wake_pid == pid:
-            return 0
-        self._waiters = 0
         if self._wake_fd >= 0:
-            close(self._wake_fd)
+            return 0
         self._wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)
         if self._wake_fd < 0:
             raise OSError(errno, os.strerror(errno))
-        self._wake_pid = pid
         return 0
 
     # -- errors -----------------------------------------------------------
 
     cdef int _raise_closed(self) except -1:
         raise QueueError(EBADF, f"queue {self._name!r} is closed")
+
+    cdef int _raise_closed_while_waiting(self) except -1:
+        raise QueueError(
+            EBADF, f"queue {self._name!r} was closed while waiting"
+        )
 
     cdef int _raise_io(self, int err, str action) except -1:
         # mq_send(3) / mq_receive(3): EBADF when the handle was not opened
@@ -828,9 +949,12 @@ cdef class Queue:
         self._closed = True
         # Waiters counted in another process (before a fork) are not this
         # process's to wake, and its eventfd is not this process's to
-        # signal.
-        if self._waiters and self._wake_pid == getpid():
-            eventfd_write(self._wake_fd, 1)
+        # signal.  Threads waiting in ppoll() wake at once through the
+        # eventfd, those asleep in the queue calls at the end of their
+        # slice; the last one closes the descriptors.
+        if self._waiters and self._waiters_gen == fork_generation():
+            if self._wake_fd >= 0:
+                eventfd_write(self._wake_fd, 1)
         else:
             self._release_fds()
 

@@ -170,6 +170,8 @@ cdef class Queue:
     cdef unsigned int _key
     cdef bint _closed
     cdef bint _retry
+    # Whether the last untimed receive had to wait (see _receive_into).
+    cdef bint _recv_waited
     cdef Codec _codec
     cdef Py_ssize_t _msgmax
     cdef char *_rbuf
@@ -714,16 +716,21 @@ cdef class Queue:
         cdef int err
         cdef Nap nap
 
-        size = msgrcv(self._id, buf, cap, mtype, IPC_NOWAIT)
-        if size >= 0:
-            return size
-        err = errno
-        if err == E2BIG:
-            return -2
-        if err != ENOMSG:
-            self._raise_io(err, "receive from")
-        if not block:
-            return -1
+        # After an untimed receive that had to wait, the next one goes
+        # straight to the waiting msgrcv(2): one system call, not a failed
+        # try and then the wait, in a ping-pong of two processes.
+        if not (block and deadline < 0 and self._recv_waited):
+            size = msgrcv(self._id, buf, cap, mtype, IPC_NOWAIT)
+            if size >= 0:
+                self._recv_waited = False
+                return size
+            err = errno
+            if err == E2BIG:
+                return -2
+            if err != ENOMSG:
+                self._raise_io(err, "receive from")
+            if not block:
+                return -1
 
         if deadline < 0:
             while True:
@@ -732,6 +739,7 @@ cdef class Queue:
                     size = msgrcv(self._id, buf, cap, mtype, 0)
                     err = errno
                 if size >= 0:
+                    self._recv_waited = True
                     return size
                 if self._receive_failed(err):
                     return -2
