@@ -1,6 +1,7 @@
 # cython: language_level=3, binding=False
 """POSIX message queues (mq_overview(7)): the engine of ipcq.posixmq."""
 
+cimport cython
 from cpython.buffer cimport PyBuffer_Release
 from cpython.bytes cimport (
     PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE,
@@ -17,8 +18,9 @@ from posix.time cimport timespec
 from posix.unistd cimport close
 
 from ipcq._common cimport (
-    Codec, after_eintr, fill_timespec, fork_generation, get_writable_buffer,
-    monotonic, raise_errno, slice_deadline, to_long, wait_deadline,
+    CODEC_RAW, Codec, after_eintr, fill_timespec, fork_generation,
+    get_writable_buffer, monotonic, raise_errno, slice_deadline, to_long,
+    wait_deadline,
 )
 from ipcq.includes.mqueue cimport (
     mq_attr, mq_close, mq_getattr, mq_open, mq_timedreceive, mq_timedsend,
@@ -95,14 +97,14 @@ cdef bytes encode_name(object name):
     return raw
 
 
-cdef inline unsigned int check_priority(object priority) except? 0:
+cdef inline long check_priority(object priority) except -1:
     cdef long prio = to_long(priority, "priority")
 
     if prio < 0 or prio > PRIO_LIMIT:
         raise QueueError(
             EINVAL, f"priority must be 0 to {PRIO_LIMIT}, not {prio}"
         )
-    return <unsigned int>prio
+    return prio
 
 
 cdef long positive(object value, str what) except -1:
@@ -409,12 +411,30 @@ cdef class Queue:
         priorities in the order sent.  *pickle_protocol* overrides the
         pickle serializer's protocol for this message.
         """
-        cdef unsigned int prio = check_priority(priority)
-        cdef double deadline = wait_deadline(block, timeout)
+        cdef unsigned int prio = <unsigned int>check_priority(priority)
+        cdef bint c_block = block
+        cdef double deadline = wait_deadline(c_block, timeout)
+        cdef object data
+        cdef int err
 
         if self._closed:
             self._raise_closed()
-        if not self._send_item(item, prio, block, deadline, pickle_protocol):
+        if self._codec.kind == CODEC_RAW and pickle_protocol is None:
+            data = item
+        else:
+            data = self._codec.encode(item, pickle_protocol)
+
+        # The common case in one system call, without the layers of the
+        # general path: bytes that fit, and room in the queue.
+        if (type(data) is bytes and PyBytes_GET_SIZE(data) <= self._msgsize
+                and not (c_block and deadline < 0 and self._send_waited)):
+            if mq_timedsend(self._fd, PyBytes_AS_STRING(data),
+                            PyBytes_GET_SIZE(data), prio, &EXPIRED) == 0:
+                return
+            err = errno
+            if not c_block and (err == EAGAIN or err == ETIMEDOUT):
+                raise queue.Full
+        if not self._send_data(data, prio, c_block, deadline):
             raise queue.Full
 
     def put_nowait(self, item, priority=0, pickle_protocol=None):
@@ -434,7 +454,7 @@ cdef class Queue:
         by an item (a serializer error, say) or by the wait (a signal)
         carries that count as its ``count`` attribute.
         """
-        cdef unsigned int prio = check_priority(priority)
+        cdef unsigned int prio = <unsigned int>check_priority(priority)
         cdef double deadline = wait_deadline(block, timeout)
         cdef Py_ssize_t count = 0
 
@@ -452,11 +472,24 @@ cdef class Queue:
             raise
         return count
 
+    @cython.final
     cdef int _send_item(self, object item, unsigned int prio, bint block,
                         double deadline, object pickle_protocol) except -1:
         """Encode and send one item; return 1 if sent, 0 if no room."""
+        cdef object data
+
+        # Raw items go out as they are: no call into the codec.
+        if self._codec.kind == CODEC_RAW and pickle_protocol is None:
+            data = item
+        else:
+            data = self._codec.encode(item, pickle_protocol)
+        return self._send_data(data, prio, block, deadline)
+
+    @cython.final
+    cdef int _send_data(self, object data, unsigned int prio, bint block,
+                        double deadline) except -1:
+        """Send one encoded item; return 1 if sent, 0 if no room."""
         cdef Py_buffer view
-        cdef object data = self._codec.encode(item, pickle_protocol)
 
         # bytes, what most serializers return, needs no buffer request.
         if type(data) is bytes:
@@ -472,6 +505,7 @@ cdef class Queue:
         finally:
             PyBuffer_Release(&view)
 
+    @cython.final
     cdef inline int _check_size(self, Py_ssize_t size) except -1:
         if size > self._msgsize:
             raise QueueError(
@@ -481,6 +515,7 @@ cdef class Queue:
             )
         return 0
 
+    @cython.final
     cdef int _send(self, const char *buf, size_t size, unsigned int prio,
                    bint block, double deadline) except -1:
         cdef int rc, err
@@ -507,6 +542,7 @@ cdef class Queue:
             if not self._wait(POLLOUT, deadline):
                 return 0
 
+    @cython.final
     cdef int _send_waiting(self, const char *buf, size_t size,
                            unsigned int prio) except -1:
         """Send, waiting for room inside mq_timedsend(3); untimed only.
@@ -551,6 +587,28 @@ cdef class Queue:
         :class:`queue.Empty`.  With *block* false, raise queue.Empty at
         once if there is none.
         """
+        cdef unsigned int prio
+        cdef Py_ssize_t size
+        cdef object data
+        cdef int err
+
+        # The common case in one system call, without the layers of the
+        # general path: no deadline, a message already there, the handle's
+        # buffer free.  The GIL is held from the receive to the copy, so
+        # no other thread can use the buffer meanwhile.
+        if (timeout is None and not self._closed and self._buf != NULL
+                and not self._buf_busy
+                and not (self._recv_waited and block)):
+            size = mq_timedreceive(self._fd, self._buf, self._msgsize, &prio,
+                                   &EXPIRED)
+            if size >= 0:
+                data = PyBytes_FromStringAndSize(self._buf, size)
+                if self._codec.kind == CODEC_RAW:
+                    return data
+                return self._codec.decode(data, prio, False)
+            err = errno
+            if not block and (err == EAGAIN or err == ETIMEDOUT):
+                raise queue.Empty
         return self._get(block, timeout, False)
 
     def get_nowait(self):
@@ -561,6 +619,7 @@ cdef class Queue:
         """Like :meth:`get`, but return ``(item, priority)``."""
         return self._get(block, timeout, True)
 
+    @cython.final
     cdef object _get(self, bint block, object timeout, bint with_priority):
         cdef double deadline = wait_deadline(block, timeout)
         cdef unsigned int prio = 0
@@ -573,7 +632,10 @@ cdef class Queue:
         data = self._receive(block, deadline, &prio)
         if data is None:
             raise queue.Empty
-        item = self._codec.decode(data, prio, False)
+        if self._codec.kind == CODEC_RAW:
+            item = data
+        else:
+            item = self._codec.decode(data, prio, False)
         if with_priority:
             return item, prio
         return item
@@ -649,6 +711,7 @@ cdef class Queue:
             raise queue.Empty
         return size, prio
 
+    @cython.final
     cdef object _receive(self, bint block, double deadline,
                          unsigned int *prio):
         """Receive one message as bytes, or None if none came in time."""
@@ -666,6 +729,7 @@ cdef class Queue:
         finally:
             self._give_buffer(buf)
 
+    @cython.final
     cdef Py_ssize_t _receive_into(self, char *buf, size_t cap, bint block,
                                   double deadline,
                                   unsigned int *prio) except -2:
@@ -696,6 +760,7 @@ cdef class Queue:
             if not self._wait(POLLIN, deadline):
                 return -1
 
+    @cython.final
     cdef Py_ssize_t _receive_waiting(self, char *buf, size_t cap,
                                      unsigned int *prio) except -2:
         """Receive, waiting inside mq_timedreceive(3); untimed waits only.
@@ -740,6 +805,7 @@ cdef class Queue:
         finally:
             self._leave_wait()
 
+    @cython.final
     cdef char *_take_buffer(self) except NULL:
         # One receive buffer per queue.  While a thread waits with it (the
         # GIL released), another thread receiving on the same handle gets
@@ -759,6 +825,7 @@ cdef class Queue:
             raise MemoryError()
         return buf
 
+    @cython.final
     cdef void _give_buffer(self, char *buf) noexcept:
         if buf == self._buf:
             self._buf_busy = False
@@ -828,6 +895,7 @@ cdef class Queue:
         finally:
             self._leave_wait()
 
+    @cython.final
     cdef void _enter_wait(self) noexcept:
         # The waiting threads counted before a fork() do not exist in the
         # child, and the eventfd it inherited is shared with the parent:
@@ -843,6 +911,7 @@ cdef class Queue:
                 self._wake_fd = -1
         self._waiters += 1
 
+    @cython.final
     cdef void _leave_wait(self) noexcept:
         # The last thread to stop waiting on a closed handle closes the
         # descriptors, which close() left open for it.

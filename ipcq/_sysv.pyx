@@ -1,6 +1,7 @@
 # cython: language_level=3, binding=False
 """System V message queues (msgop(2)): the engine of ipcq.sysvmq."""
 
+cimport cython
 from cpython.buffer cimport PyBuffer_Release
 from cpython.bytes cimport (
     PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE,
@@ -19,7 +20,7 @@ from posix.signal cimport (
 from posix.time cimport timespec
 
 from ipcq._common cimport (
-    Codec, after_eintr, fill_timespec, get_writable_buffer,
+    CODEC_RAW, Codec, after_eintr, fill_timespec, get_writable_buffer,
     monotonic, raise_errno, to_long, wait_deadline,
 )
 from ipcq.includes.msg cimport (
@@ -380,11 +381,30 @@ cdef class Queue:
         if the queue is full.
         """
         cdef long mtype = check_type(msg_type)
-        cdef double deadline = wait_deadline(block, timeout)
+        cdef bint c_block = block
+        cdef double deadline = wait_deadline(c_block, timeout)
+        cdef object data
+        cdef Py_ssize_t size
 
         if self._closed:
             self._raise_closed()
-        if not self._send_item(item, mtype, block, deadline, pickle_protocol):
+        if self._codec.kind == CODEC_RAW and pickle_protocol is None:
+            data = item
+        else:
+            data = self._codec.encode(item, pickle_protocol)
+
+        # The common case in one system call, without the layers of the
+        # general path: bytes that fit the handle's free send buffer, and
+        # room in the queue.  Any failure is left to the general path,
+        # which tries again and explains it.
+        if type(data) is bytes and not self._sbusy and self._sbuf != NULL:
+            size = PyBytes_GET_SIZE(data)
+            if size <= self._scap:
+                (<long *>self._sbuf)[0] = mtype
+                memcpy(self._sbuf + HEADER, PyBytes_AS_STRING(data), size)
+                if msgsnd(self._id, self._sbuf, size, IPC_NOWAIT) == 0:
+                    return
+        if not self._send_data(data, mtype, c_block, deadline):
             raise queue.Full
 
     def put_nowait(self, item, msg_type=1, pickle_protocol=None):
@@ -422,11 +442,24 @@ cdef class Queue:
             raise
         return count
 
+    @cython.final
     cdef int _send_item(self, object item, long mtype, bint block,
                         double deadline, object pickle_protocol) except -1:
         """Encode and send one item; return 1 if sent, 0 if no room."""
+        cdef object data
+
+        # Raw items go out as they are: no call into the codec.
+        if self._codec.kind == CODEC_RAW and pickle_protocol is None:
+            data = item
+        else:
+            data = self._codec.encode(item, pickle_protocol)
+        return self._send_data(data, mtype, block, deadline)
+
+    @cython.final
+    cdef int _send_data(self, object data, long mtype, bint block,
+                        double deadline) except -1:
+        """Send one encoded item; return 1 if sent, 0 if no room."""
         cdef Py_buffer view
-        cdef object data = self._codec.encode(item, pickle_protocol)
         cdef char *buf
         cdef Py_ssize_t size
 
@@ -453,6 +486,7 @@ cdef class Queue:
         finally:
             self._give_send_buffer(buf)
 
+    @cython.final
     cdef int _send(self, char *buf, Py_ssize_t size, bint block,
                    double deadline) except -1:
         cdef int rc, err
@@ -521,6 +555,7 @@ cdef class Queue:
             )
         return 0
 
+    @cython.final
     cdef char *_take_send_buffer(self, Py_ssize_t size) except NULL:
         cdef char *buf
 
@@ -549,6 +584,7 @@ cdef class Queue:
             raise MemoryError()
         return buf
 
+    @cython.final
     cdef void _give_send_buffer(self, char *buf) noexcept:
         if buf == self._sbuf:
             self._sbusy = False
@@ -567,7 +603,28 @@ cdef class Queue:
         at most *timeout* seconds, then raise :class:`queue.Empty`.  With
         *block* false, raise queue.Empty at once if there is none.
         """
-        return self._get(block, to_long(msg_type, "msg_type"), timeout, False)
+        cdef long mtype = to_long(msg_type, "msg_type")
+        cdef Py_ssize_t size
+        cdef object data
+
+        # The common case in one system call, without the layers of the
+        # general path: no deadline, a message already there that fits the
+        # handle's free buffer.  The GIL is held from the receive to the
+        # copy, so no other thread can use the buffer meanwhile.
+        if (timeout is None and not self._closed and self._rbuf != NULL
+                and not self._rbusy
+                and not (self._recv_waited and block)):
+            size = msgrcv(self._id, self._rbuf, self._rcap, mtype,
+                          IPC_NOWAIT)
+            if size >= 0:
+                data = PyBytes_FromStringAndSize(self._rbuf + HEADER, size)
+                if self._codec.kind == CODEC_RAW:
+                    return data
+                return self._codec.decode(data, (<long *>self._rbuf)[0],
+                                          True)
+            if not block and errno == ENOMSG:
+                raise queue.Empty
+        return self._get(block, mtype, timeout, False)
 
     def get_nowait(self, msg_type=0):
         """Get an item without waiting: ``get(block=False)``."""
@@ -577,6 +634,7 @@ cdef class Queue:
         """Like :meth:`get`, but return ``(item, msg_type)``."""
         return self._get(block, to_long(msg_type, "msg_type"), timeout, True)
 
+    @cython.final
     cdef object _get(self, bint block, long mtype, object timeout,
                      bint with_type):
         cdef double deadline = wait_deadline(block, timeout)
@@ -590,7 +648,10 @@ cdef class Queue:
         data = self._receive(mtype, block, deadline, &got_type)
         if data is None:
             raise queue.Empty
-        item = self._codec.decode(data, got_type, True)
+        if self._codec.kind == CODEC_RAW:
+            item = data
+        else:
+            item = self._codec.decode(data, got_type, True)
         if with_type:
             return item, got_type
         return item
@@ -678,6 +739,7 @@ cdef class Queue:
             raise queue.Empty
         return size, mtype
 
+    @cython.final
     cdef object _receive(self, long mtype, bint block, double deadline,
                          long *got_type):
         """Receive one message as bytes, or None if none came in time."""
@@ -704,6 +766,7 @@ cdef class Queue:
             # stays queued; read it again with a larger buffer.
             self._msgmax = max(read_msgmax(), 2 * cap)
 
+    @cython.final
     cdef Py_ssize_t _receive_into(self, char *buf, Py_ssize_t cap,
                                   long mtype, bint block,
                                   double deadline) except -3:
@@ -768,6 +831,7 @@ cdef class Queue:
             self._raise_io(err, "receive from")
         return 0
 
+    @cython.final
     cdef char *_take_receive_buffer(self, Py_ssize_t *cap) except NULL:
         """Return a buffer for a message of up to msgmax bytes, and its size.
 
@@ -797,6 +861,7 @@ cdef class Queue:
         cap[0] = size
         return buf
 
+    @cython.final
     cdef void _give_receive_buffer(self, char *buf) noexcept:
         if buf == self._rbuf:
             self._rbusy = False
