@@ -5,7 +5,6 @@ from typing import Any, TypedDict, TypeVar
 from _typeshed import WriteableBuffer
 from typing_extensions import disjoint_base
 
-from ipcq._common import DecodeError as DecodeError
 from ipcq._common import PickleSecurityWarning as PickleSecurityWarning
 from ipcq._common import QueueError as QueueError
 from ipcq.serializers import _SerializerSpec

@@ -37,7 +37,7 @@ import resource
 import warnings
 
 from ipcq._common import (
-    DecodeError, PickleSecurityWarning, QueueError, read_limit,
+    PickleSecurityWarning, QueueError, read_limit,
 )
 from ipcq.serializers import resolve
 
@@ -412,29 +412,11 @@ cdef class Queue:
         pickle serializer's protocol for this message.
         """
         cdef unsigned int prio = <unsigned int>check_priority(priority)
-        cdef bint c_block = block
-        cdef double deadline = wait_deadline(c_block, timeout)
-        cdef object data
-        cdef int err
+        cdef double deadline = wait_deadline(block, timeout)
 
         if self._closed:
             self._raise_closed()
-        if self._codec.kind == CODEC_RAW and pickle_protocol is None:
-            data = item
-        else:
-            data = self._codec.encode(item, pickle_protocol)
-
-        # The common case in one system call, without the layers of the
-        # general path: bytes that fit, and room in the queue.
-        if (type(data) is bytes and PyBytes_GET_SIZE(data) <= self._msgsize
-                and not (c_block and deadline < 0 and self._send_waited)):
-            if mq_timedsend(self._fd, PyBytes_AS_STRING(data),
-                            PyBytes_GET_SIZE(data), prio, &EXPIRED) == 0:
-                return
-            err = errno
-            if not c_block and (err == EAGAIN or err == ETIMEDOUT):
-                raise queue.Full
-        if not self._send_data(data, prio, c_block, deadline):
+        if not self._send_item(item, prio, block, deadline, pickle_protocol):
             raise queue.Full
 
     def put_nowait(self, item, priority=0, pickle_protocol=None):
@@ -473,16 +455,30 @@ cdef class Queue:
         return count
 
     @cython.final
-    cdef int _send_item(self, object item, unsigned int prio, bint block,
-                        double deadline, object pickle_protocol) except -1:
+    cdef inline int _send_item(self, object item, unsigned int prio,
+                               bint block, double deadline,
+                               object pickle_protocol) except -1:
         """Encode and send one item; return 1 if sent, 0 if no room."""
         cdef object data
+        cdef int err
 
         # Raw items go out as they are: no call into the codec.
         if self._codec.kind == CODEC_RAW and pickle_protocol is None:
             data = item
         else:
             data = self._codec.encode(item, pickle_protocol)
+
+        # The common case in one system call, inlined into put() and
+        # put_many(): bytes that fit, and room in the queue.  Anything
+        # else takes the general path, which explains failures.
+        if (type(data) is bytes and PyBytes_GET_SIZE(data) <= self._msgsize
+                and not (block and deadline < 0 and self._send_waited)):
+            if mq_timedsend(self._fd, PyBytes_AS_STRING(data),
+                            PyBytes_GET_SIZE(data), prio, &EXPIRED) == 0:
+                return 1
+            err = errno
+            if not block and (err == EAGAIN or err == ETIMEDOUT):
+                return 0
         return self._send_data(data, prio, block, deadline)
 
     @cython.final
@@ -647,13 +643,17 @@ cdef class Queue:
         :class:`queue.Empty` if none comes), then takes what else is
         already there without waiting.  If a message cannot be decoded,
         :class:`ipcq.DecodeError` is raised with the items received
-        before it in its ``items`` attribute, so that none is lost.
+        before it in its ``items`` attribute, so that none is lost; so
+        does any exception raised midway (by a signal handler, say).
         """
         cdef Py_ssize_t limit = to_long(max_items, "max_items")
         cdef double deadline = wait_deadline(block, timeout)
         cdef unsigned int prio = 0
         cdef list items = []
         cdef object data
+        cdef char *buf
+        cdef Py_ssize_t size
+        cdef bint raw = self._codec.kind == CODEC_RAW
 
         if limit < 1:
             raise QueueError(
@@ -665,17 +665,28 @@ cdef class Queue:
         data = self._receive(block, deadline, &prio)
         if data is None:
             raise queue.Empty
-        while True:
-            try:
-                items.append(self._codec.decode(data, prio, False))
-            except DecodeError as exc:
-                exc.items = items
-                raise
-            if len(items) >= limit:
-                return items
-            data = self._receive(False, 0, &prio)
-            if data is None:
-                return items
+        # The rest without waiting, into one buffer for the whole batch.
+        buf = self._take_buffer()
+        try:
+            while True:
+                if raw:
+                    items.append(data)
+                else:
+                    items.append(self._codec.decode(data, prio, False))
+                if len(items) >= limit:
+                    return items
+                size = self._receive_into(buf, self._msgsize, False, 0,
+                                          &prio)
+                if size < 0:
+                    return items
+                data = PyBytes_FromStringAndSize(buf, size)
+        except BaseException as exc:
+            # The items before the failing one have left the queue: they
+            # go with the exception (a DecodeError, or a signal handler's).
+            exc.items = items
+            raise
+        finally:
+            self._give_buffer(buf)
 
     def get_into(self, buffer, block=True, timeout=None):
         """Receive the next message's bytes into *buffer*, with no allocation.

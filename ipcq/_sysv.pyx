@@ -35,7 +35,7 @@ import queue
 import warnings
 
 from ipcq._common import (
-    DecodeError, PickleSecurityWarning, QueueError, read_limit,
+    PickleSecurityWarning, QueueError, read_limit,
 )
 from ipcq.serializers import resolve
 
@@ -381,30 +381,11 @@ cdef class Queue:
         if the queue is full.
         """
         cdef long mtype = check_type(msg_type)
-        cdef bint c_block = block
-        cdef double deadline = wait_deadline(c_block, timeout)
-        cdef object data
-        cdef Py_ssize_t size
+        cdef double deadline = wait_deadline(block, timeout)
 
         if self._closed:
             self._raise_closed()
-        if self._codec.kind == CODEC_RAW and pickle_protocol is None:
-            data = item
-        else:
-            data = self._codec.encode(item, pickle_protocol)
-
-        # The common case in one system call, without the layers of the
-        # general path: bytes that fit the handle's free send buffer, and
-        # room in the queue.  Any failure is left to the general path,
-        # which tries again and explains it.
-        if type(data) is bytes and not self._sbusy and self._sbuf != NULL:
-            size = PyBytes_GET_SIZE(data)
-            if size <= self._scap:
-                (<long *>self._sbuf)[0] = mtype
-                memcpy(self._sbuf + HEADER, PyBytes_AS_STRING(data), size)
-                if msgsnd(self._id, self._sbuf, size, IPC_NOWAIT) == 0:
-                    return
-        if not self._send_data(data, mtype, c_block, deadline):
+        if not self._send_item(item, mtype, block, deadline, pickle_protocol):
             raise queue.Full
 
     def put_nowait(self, item, msg_type=1, pickle_protocol=None):
@@ -443,16 +424,30 @@ cdef class Queue:
         return count
 
     @cython.final
-    cdef int _send_item(self, object item, long mtype, bint block,
-                        double deadline, object pickle_protocol) except -1:
+    cdef inline int _send_item(self, object item, long mtype, bint block,
+                               double deadline,
+                               object pickle_protocol) except -1:
         """Encode and send one item; return 1 if sent, 0 if no room."""
         cdef object data
+        cdef Py_ssize_t size
 
         # Raw items go out as they are: no call into the codec.
         if self._codec.kind == CODEC_RAW and pickle_protocol is None:
             data = item
         else:
             data = self._codec.encode(item, pickle_protocol)
+
+        # The common case in one system call, inlined into put() and
+        # put_many(): bytes that fit the handle's free send buffer, and
+        # room in the queue.  Any failure is left to the general path,
+        # which tries again and explains it.
+        if type(data) is bytes and not self._sbusy and self._sbuf != NULL:
+            size = PyBytes_GET_SIZE(data)
+            if size <= self._scap:
+                (<long *>self._sbuf)[0] = mtype
+                memcpy(self._sbuf + HEADER, PyBytes_AS_STRING(data), size)
+                if msgsnd(self._id, self._sbuf, size, IPC_NOWAIT) == 0:
+                    return 1
         return self._send_data(data, mtype, block, deadline)
 
     @cython.final
@@ -663,7 +658,8 @@ cdef class Queue:
         :class:`queue.Empty` if none comes), then takes what else of
         *msg_type* is already there without waiting.  If a message cannot
         be decoded, :class:`ipcq.DecodeError` is raised with the items
-        received before it in its ``items`` attribute, so none is lost.
+        received before it in its ``items`` attribute, so none is lost; so
+        does any exception raised midway (by a signal handler, say).
         """
         cdef Py_ssize_t limit = to_long(max_items, "max_items")
         cdef long mtype = to_long(msg_type, "msg_type")
@@ -671,6 +667,9 @@ cdef class Queue:
         cdef long got_type = 0
         cdef list items = []
         cdef object data
+        cdef char *buf
+        cdef Py_ssize_t cap, size
+        cdef bint raw = self._codec.kind == CODEC_RAW
 
         if limit < 1:
             raise QueueError(
@@ -682,17 +681,35 @@ cdef class Queue:
         data = self._receive(mtype, block, deadline, &got_type)
         if data is None:
             raise queue.Empty
-        while True:
-            try:
-                items.append(self._codec.decode(data, got_type, True))
-            except DecodeError as exc:
-                exc.items = items
-                raise
-            if len(items) >= limit:
-                return items
-            data = self._receive(mtype, False, 0, &got_type)
-            if data is None:
-                return items
+        # The rest without waiting, into one buffer for the whole batch.
+        buf = self._take_receive_buffer(&cap)
+        try:
+            while True:
+                if raw:
+                    items.append(data)
+                else:
+                    items.append(self._codec.decode(data, got_type, True))
+                if len(items) >= limit:
+                    return items
+                size = self._receive_into(buf, cap, mtype, False, 0)
+                if size == -1:
+                    return items
+                if size == -2:
+                    # Longer than this buffer (msgmax was raised since):
+                    # the general path grows the buffer.
+                    data = self._receive(mtype, False, 0, &got_type)
+                    if data is None:
+                        return items
+                    continue
+                got_type = (<long *>buf)[0]
+                data = PyBytes_FromStringAndSize(buf + HEADER, size)
+        except BaseException as exc:
+            # The items before the failing one have left the queue: they
+            # go with the exception (a DecodeError, or a signal handler's).
+            exc.items = items
+            raise
+        finally:
+            self._give_receive_buffer(buf)
 
     def get_into(self, buffer, block=True, msg_type=0, timeout=None):
         """Receive the next message's bytes into *buffer*, with no allocation.

@@ -110,6 +110,32 @@ def test_get_many_keeps_items_before_an_undecodable_one(q, make_queue, kind):
     assert reader.get_many(10) == [3]
 
 
+class StopOn:
+    """A serializer whose loads() raises KeyboardInterrupt on one payload,
+    as a signal handler would in the middle of a batch."""
+
+    def __init__(self, payload):
+        self.payload = payload
+
+    def dumps(self, obj):
+        return obj
+
+    def loads(self, data):
+        if data == self.payload:
+            raise KeyboardInterrupt
+        return data
+
+
+def test_get_many_keeps_items_before_any_exception(q, make_queue, kind):
+    writer = make_queue.reopen(q, serializer="raw")
+    reader = make_queue.reopen(q, serializer=StopOn(b"stop"))
+    writer.put_many([b"1", b"2", b"stop", b"3"])
+    with pytest.raises(KeyboardInterrupt) as info:
+        reader.get_many(10)
+    assert info.value.items == [b"1", b"2"]
+    assert reader.get_many(10) == [b"3"]
+
+
 def test_get_into_fills_the_buffer(raw, kind):
     raw.put(b"hello", **tag_kw(kind, 4))
     buf = bytearray(64)
