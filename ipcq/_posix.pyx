@@ -1021,7 +1021,9 @@ cdef class Queue:
         """Close this handle; the queue itself stays (see :meth:`unlink`).
 
         Threads waiting on this handle wake up with QueueError
-        (INVALID_DESCRIPTOR).  Closing twice raises the same error.
+        (INVALID_DESCRIPTOR): at once those that wait with a timeout,
+        within 50 ms those that wait without one.  Closing twice raises
+        the same error.
         """
         if self._closed:
             raise QueueError(EBADF, f"queue {self._name!r} is already closed")
