@@ -29,6 +29,7 @@ cdef double monotonic() noexcept nogil
 cdef double deadline_for(object timeout) except? -2.0
 cdef void fill_timespec(timespec *ts, double seconds) noexcept nogil
 cdef unsigned long fork_generation() noexcept nogil
+cdef bint alone_in_interpreter() noexcept
 cdef void slice_deadline(timespec *ts, long nanoseconds) noexcept nogil
 cdef int raise_errno(int err, str message) except -1
 cdef int after_eintr(bint retry) except -1

@@ -4,6 +4,10 @@
 from cpython.buffer cimport PyBUF_SIMPLE, PyBUF_WRITABLE, PyObject_GetBuffer
 from cpython.exc cimport PyErr_CheckSignals
 from cpython.number cimport PyNumber_Index
+from cpython.pystate cimport (
+    PyInterpreterState, PyInterpreterState_ThreadHead, PyThreadState,
+    PyThreadState_Next,
+)
 from libc.errno cimport (
     E2BIG, EACCES, EBADF, EEXIST, EIDRM, EINTR, EINVAL, EMSGSIZE, ENOENT,
     ENOMEM, EPERM, ETIMEDOUT,
@@ -287,6 +291,25 @@ pthread_atfork(NULL, NULL, count_fork)
 
 cdef unsigned long fork_generation() noexcept nogil:
     return forks_seen
+
+
+cdef extern from "Python.h":
+    PyInterpreterState *PyInterpreterState_Get()
+
+
+cdef bint alone_in_interpreter() noexcept:
+    """True if no other thread has a Python thread state, with the GIL held.
+
+    Then no other thread can call close() on a handle while this one
+    waits in the kernel, and the wait needs no slices to notice it.  A
+    thread that C code starts later and that enters Python only then
+    (PyGILState_Ensure) is not seen; if it closes the handle, the wait
+    goes on until a message comes, as in a C program.
+    """
+    cdef PyThreadState *ts = PyInterpreterState_ThreadHead(
+        PyInterpreterState_Get()
+    )
+    return ts != NULL and PyThreadState_Next(ts) == NULL
 
 
 cdef void slice_deadline(timespec *ts, long nanoseconds) noexcept nogil:

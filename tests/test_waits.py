@@ -11,6 +11,7 @@ import ctypes
 import os
 import queue
 import resource
+import signal
 import threading
 import time
 
@@ -260,3 +261,49 @@ def test_fork_while_a_thread_waits(make_queue):
     q.put(b"after fork")
     waiter.join(5)
     assert results == [b"after fork"]
+
+
+def wait_alone(name):
+    """In a forked child, alone in its process: an untimed get, which
+    sleeps without a timer, ended first by a signal handler that raises,
+    then by a message."""
+    q = posixmq.Queue(name, create=False, serializer="raw")
+
+    class Stop(Exception):
+        pass
+
+    def handler(signum, frame):
+        raise Stop
+
+    signal.signal(signal.SIGUSR1, handler)
+    assert threading.active_count() == 1
+    os.kill(os.getppid(), signal.SIGUSR2)  # ready
+    start = time.monotonic()
+    try:
+        q.get()
+    except Stop:
+        stopped = time.monotonic() - start
+    else:
+        return "not interrupted"
+    got = q.get()
+    return stopped, got
+
+
+def test_untimed_wait_alone_in_a_process(make_queue):
+    q = make_queue.posix(maxsize=2, maxmsgsize=16, serializer="raw")
+    ready = threading.Event()
+    old = signal.signal(signal.SIGUSR2, lambda *args: ready.set())
+    try:
+        pid, fd = start_child(wait_alone, q.name)
+        assert ready.wait(10)
+        time.sleep(0.2)
+        os.kill(pid, signal.SIGUSR1)
+        time.sleep(0.2)
+        q.put(b"after")
+        kind, value = collect(pid, fd, timeout=10)
+    finally:
+        signal.signal(signal.SIGUSR2, old)
+    assert kind == "ok", value
+    stopped, got = value
+    assert 0.1 < stopped < 5
+    assert got == b"after"
