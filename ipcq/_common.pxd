@@ -23,7 +23,7 @@ cdef class Codec:
     cdef object decode(self, bytes data, long tag, bint is_type)
 
 
-cdef long to_long(object value, str what) except? -1
+cdef long to_long_slow(object value, str what) except? -1
 cdef int get_writable_buffer(object buffer, Py_buffer *view) except -1
 cdef double monotonic() noexcept nogil
 cdef double deadline_for(object timeout) except? -2.0
@@ -43,3 +43,10 @@ cdef inline double wait_deadline(bint block,
     if timeout is None:
         return -1.0
     return deadline_for(timeout)
+
+
+cdef inline long to_long(object value, str what) except? -1:
+    """Convert an integer argument: an int at once, else to_long_slow()."""
+    if type(value) is int:
+        return value
+    return to_long_slow(value, what)

@@ -201,14 +201,13 @@ cdef class Codec:
             ) from exc
 
 
-cdef long to_long(object value, str what) except? -1:
-    """Convert an integer argument, refusing floats and strings.
+cdef long to_long_slow(object value, str what) except? -1:
+    """Convert an integer argument that is not an int, refusing floats and
+    strings (see to_long).
 
     Cython's own conversion would truncate 1.5 to 1; a priority or a
     message type given as a float is a mistake worth reporting.
     """
-    if type(value) is int:
-        return value
     if isinstance(value, float) or not hasattr(type(value), "__index__"):
         raise TypeError(
             f"{what} must be an int, not {type(value).__name__}"
