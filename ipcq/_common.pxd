@@ -50,3 +50,19 @@ cdef inline long to_long(object value, str what) except? -1:
     if type(value) is int:
         return value
     return to_long_slow(value, what)
+
+
+cdef inline object encode_item(Codec codec, object item,
+                               object pickle_protocol):
+    """What to send for *item*: a raw item as it is, with no codec call."""
+    if codec.kind == CODEC_RAW and pickle_protocol is None:
+        return item
+    return codec.encode(item, pickle_protocol)
+
+
+cdef inline object decode_item(Codec codec, bytes data, long tag,
+                               bint is_type):
+    """The item that *data* encodes: raw data as it is, with no call."""
+    if codec.kind == CODEC_RAW:
+        return data
+    return codec.decode(data, tag, is_type)

@@ -18,9 +18,9 @@ from posix.time cimport timespec
 from posix.unistd cimport close
 
 from ipcq._common cimport (
-    CODEC_RAW, Codec, after_eintr, alone_in_interpreter, fill_timespec,
-    fork_generation, get_writable_buffer, monotonic, raise_errno,
-    slice_deadline, to_long, wait_deadline,
+    Codec, after_eintr, alone_in_interpreter, decode_item, encode_item,
+    fill_timespec, fork_generation, get_writable_buffer, monotonic,
+    raise_errno, slice_deadline, to_long, wait_deadline,
 )
 from ipcq.includes.mqueue cimport (
     mq_attr, mq_close, mq_getattr, mq_open, mq_timedreceive, mq_timedsend,
@@ -464,11 +464,7 @@ cdef class Queue:
         cdef object data
         cdef int err
 
-        # Raw items go out as they are: no call into the codec.
-        if self._codec.kind == CODEC_RAW and pickle_protocol is None:
-            data = item
-        else:
-            data = self._codec.encode(item, pickle_protocol)
+        data = encode_item(self._codec, item, pickle_protocol)
 
         # The common case in one system call, inlined into put() and
         # put_many(): bytes that fit, and room in the queue.  Anything
@@ -532,48 +528,13 @@ cdef class Queue:
                 if not block:
                     return 0
             if deadline < 0:
-                if self._send_waiting(buf, size, prio):
+                if self._call_waiting(True, <char *>buf, size, &prio) == 0:
                     self._send_waited = True
                     return 1
             # A timed wait, or a descriptor in O_NONBLOCK mode.
             self._send_waited = False
             if not self._wait(POLLOUT, deadline):
                 return 0
-
-    @cython.final
-    cdef int _send_waiting(self, const char *buf, size_t size,
-                           unsigned int prio) except -1:
-        """Send, waiting for room inside mq_timedsend(3); untimed only.
-
-        Returns 1 once sent, 0 if the descriptor is in O_NONBLOCK mode
-        (set through a file description that another process shares), for
-        the caller to wait with ppoll() instead.
-        """
-        cdef timespec ts
-        cdef const timespec *limit
-        cdef int rc, err
-
-        self._enter_wait()
-        try:
-            while True:
-                PyErr_CheckSignals()
-                limit = self._wait_limit(&ts)
-                with nogil:
-                    rc = mq_timedsend(self._fd, buf, size, prio, limit)
-                    err = errno
-                if rc == 0:
-                    return 1
-                if self._closed:
-                    self._raise_closed_while_waiting()
-                if err == ETIMEDOUT:
-                    continue
-                if err == EAGAIN:
-                    return 0
-                if err != EINTR:
-                    self._raise_io(err, "send to")
-                after_eintr(self._retry)
-        finally:
-            self._leave_wait()
 
     # -- receiving --------------------------------------------------------
 
@@ -602,9 +563,7 @@ cdef class Queue:
                                    &EXPIRED)
             if size >= 0:
                 data = PyBytes_FromStringAndSize(self._buf, size)
-                if self._codec.kind == CODEC_RAW:
-                    return data
-                return self._codec.decode(data, prio, False)
+                return decode_item(self._codec, data, prio, False)
             err = errno
             if not block and (err == EAGAIN or err == ETIMEDOUT):
                 raise queue.Empty
@@ -631,10 +590,7 @@ cdef class Queue:
         data = self._receive(block, deadline, &prio)
         if data is None:
             raise queue.Empty
-        if self._codec.kind == CODEC_RAW:
-            item = data
-        else:
-            item = self._codec.decode(data, prio, False)
+        item = decode_item(self._codec, data, prio, False)
         if with_priority:
             return item, prio
         return item
@@ -656,7 +612,6 @@ cdef class Queue:
         cdef object data
         cdef char *buf
         cdef Py_ssize_t size
-        cdef bint raw = self._codec.kind == CODEC_RAW
 
         if limit < 1:
             raise QueueError(
@@ -672,10 +627,7 @@ cdef class Queue:
         buf = self._take_buffer()
         try:
             while True:
-                if raw:
-                    items.append(data)
-                else:
-                    items.append(self._codec.decode(data, prio, False))
+                items.append(decode_item(self._codec, data, prio, False))
                 if len(items) >= limit:
                     return items
                 size = self._receive_into(buf, self._msgsize, False, 0,
@@ -765,7 +717,7 @@ cdef class Queue:
                 if not block:
                     return -1
             if deadline < 0:
-                size = self._receive_waiting(buf, cap, prio)
+                size = self._call_waiting(False, buf, cap, prio)
                 if size >= 0:
                     self._recv_waited = True
                     return size
@@ -775,21 +727,22 @@ cdef class Queue:
                 return -1
 
     @cython.final
-    cdef Py_ssize_t _receive_waiting(self, char *buf, size_t cap,
-                                     unsigned int *prio) except -2:
-        """Receive, waiting inside mq_timedreceive(3); untimed waits only.
+    cdef Py_ssize_t _call_waiting(self, bint sending, char *buf, size_t size,
+                                  unsigned int *prio) except -2:
+        """Send or receive, waiting inside the call itself; untimed waits only.
 
-        One system call both waits and receives, as a C program's
-        mq_receive(3) does; a timed wait uses ppoll() instead, whose
-        timeout runs on CLOCK_MONOTONIC rather than the settable
-        CLOCK_REALTIME of mq_timedreceive(3).  Returns the size, or -1 if
-        the descriptor is in O_NONBLOCK mode (set through a file
+        One system call both waits and moves the message, as a C
+        program's mq_send(3) or mq_receive(3) does; a timed wait uses
+        ppoll() instead, whose timeout runs on CLOCK_MONOTONIC rather than
+        the settable CLOCK_REALTIME of mq_timedsend(3) and
+        mq_timedreceive(3).  Returns 0 once sent or the size received, or
+        -1 if the descriptor is in O_NONBLOCK mode (set through a file
         description that another process shares), for the caller to wait
         with ppoll() instead.
         """
         cdef timespec ts
         cdef const timespec *limit
-        cdef Py_ssize_t size
+        cdef Py_ssize_t rc
         cdef int err
 
         self._enter_wait()
@@ -803,12 +756,15 @@ cdef class Queue:
                 PyErr_CheckSignals()
                 limit = self._wait_limit(&ts)
                 with nogil:
-                    size = mq_timedreceive(self._fd, buf, cap, prio, limit)
+                    if sending:
+                        rc = mq_timedsend(self._fd, buf, size, prio[0], limit)
+                    else:
+                        rc = mq_timedreceive(self._fd, buf, size, prio, limit)
                     err = errno
-                # A message that came is returned even if close() was
-                # called meanwhile: it has left the queue.
-                if size >= 0:
-                    return size
+                # A message that moved is done with even if close() was
+                # called meanwhile: it has left the queue, or entered it.
+                if rc >= 0:
+                    return rc
                 if self._closed:
                     self._raise_closed_while_waiting()
                 if err == ETIMEDOUT:
@@ -816,7 +772,7 @@ cdef class Queue:
                 if err == EAGAIN:
                     return -1
                 if err != EINTR:
-                    self._raise_io(err, "receive from")
+                    self._raise_io(err, "send to" if sending else "receive from")
                 after_eintr(self._retry)
         finally:
             self._leave_wait()

@@ -20,8 +20,8 @@ from posix.signal cimport (
 from posix.time cimport timespec
 
 from ipcq._common cimport (
-    CODEC_RAW, Codec, after_eintr, fill_timespec, get_writable_buffer,
-    monotonic, raise_errno, to_long, wait_deadline,
+    Codec, after_eintr, decode_item, encode_item, fill_timespec,
+    get_writable_buffer, monotonic, raise_errno, to_long, wait_deadline,
 )
 from ipcq.includes.msg cimport (
     IPC_CREAT, IPC_EXCL, IPC_NOWAIT, IPC_PRIVATE, IPC_RMID, IPC_SET,
@@ -431,11 +431,7 @@ cdef class Queue:
         cdef object data
         cdef Py_ssize_t size
 
-        # Raw items go out as they are: no call into the codec.
-        if self._codec.kind == CODEC_RAW and pickle_protocol is None:
-            data = item
-        else:
-            data = self._codec.encode(item, pickle_protocol)
+        data = encode_item(self._codec, item, pickle_protocol)
 
         # The common case in one system call, inlined into put() and
         # put_many(): bytes that fit the handle's free send buffer, and
@@ -613,10 +609,8 @@ cdef class Queue:
                           IPC_NOWAIT)
             if size >= 0:
                 data = PyBytes_FromStringAndSize(self._rbuf + HEADER, size)
-                if self._codec.kind == CODEC_RAW:
-                    return data
-                return self._codec.decode(data, (<long *>self._rbuf)[0],
-                                          True)
+                return decode_item(self._codec, data,
+                                   (<long *>self._rbuf)[0], True)
             if not block and errno == ENOMSG:
                 raise queue.Empty
         return self._get(block, mtype, timeout, False)
@@ -643,10 +637,7 @@ cdef class Queue:
         data = self._receive(mtype, block, deadline, &got_type)
         if data is None:
             raise queue.Empty
-        if self._codec.kind == CODEC_RAW:
-            item = data
-        else:
-            item = self._codec.decode(data, got_type, True)
+        item = decode_item(self._codec, data, got_type, True)
         if with_type:
             return item, got_type
         return item
@@ -669,7 +660,6 @@ cdef class Queue:
         cdef object data
         cdef char *buf
         cdef Py_ssize_t cap, size
-        cdef bint raw = self._codec.kind == CODEC_RAW
 
         if limit < 1:
             raise QueueError(
@@ -685,10 +675,9 @@ cdef class Queue:
         buf = self._take_receive_buffer(&cap)
         try:
             while True:
-                if raw:
-                    items.append(data)
-                else:
-                    items.append(self._codec.decode(data, got_type, True))
+                items.append(
+                    decode_item(self._codec, data, got_type, True)
+                )
                 if len(items) >= limit:
                     return items
                 size = self._receive_into(buf, cap, mtype, False, 0)

@@ -312,13 +312,15 @@ def close_in_child(q):
     return "still open"
 
 
-def test_posix_fork_while_a_thread_waits(make_queue):
+@pytest.mark.parametrize("timeout", [5.0, None], ids=["timed", "untimed"])
+def test_posix_fork_while_a_thread_waits(make_queue, timeout):
     # The child inherits the handle in the state the waiting thread left
-    # it.  Its close() must neither disturb the parent's waiter (wake it
-    # into a busy loop) nor keep the child's descriptor open.
+    # it (counted as a waiter: in ppoll() if timed, in mq_timedreceive()
+    # if not).  Its close() must neither disturb the parent's waiter (wake
+    # it into a busy loop) nor keep the child's descriptor open.
     q = thread_queue(make_queue, "posix")
     got = []
-    waiter = threading.Thread(target=lambda: got.append(q.get(timeout=5)))
+    waiter = threading.Thread(target=lambda: got.append(q.get(timeout=timeout)))
     waiter.start()
     time.sleep(0.1)
     cpu = cpu_seconds()
