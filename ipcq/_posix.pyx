@@ -23,8 +23,8 @@ from ipcq._common cimport (
     raise_errno, slice_deadline, to_long, wait_deadline,
 )
 from ipcq.includes.mqueue cimport (
-    mq_attr, mq_close, mq_getattr, mq_open, mq_timedreceive, mq_timedsend,
-    mq_unlink, mqd_t,
+    mq_attr, mq_close, mq_getattr, mq_open, mq_receive, mq_send,
+    mq_timedreceive, mq_timedsend, mq_unlink, mqd_t,
 )
 from ipcq.includes.poll cimport (
     EFD_CLOEXEC, EFD_NONBLOCK, POLLIN, POLLOUT, eventfd, eventfd_read,
@@ -756,7 +756,11 @@ cdef class Queue:
                 PyErr_CheckSignals()
                 limit = self._wait_limit(&ts)
                 with nogil:
-                    if sending:
+                    if limit == NULL and sending:
+                        rc = mq_send(self._fd, buf, size, prio[0])
+                    elif limit == NULL:
+                        rc = mq_receive(self._fd, buf, size, prio)
+                    elif sending:
                         rc = mq_timedsend(self._fd, buf, size, prio[0], limit)
                     else:
                         rc = mq_timedreceive(self._fd, buf, size, prio, limit)

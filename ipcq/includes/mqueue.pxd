@@ -20,6 +20,10 @@ cdef extern from "<mqueue.h>" nogil:
     int mq_getattr(mqd_t mqdes, mq_attr *attr)
     ssize_t mq_receive(mqd_t mqdes, char *msg_ptr, size_t msg_len,
                        unsigned int *msg_prio)
+    int mq_send(mqd_t mqdes, const char *msg_ptr, size_t msg_len,
+                unsigned int msg_prio)
+    # glibc declares abs_timeout non-null: with no deadline, call mq_send
+    # and mq_receive instead.
     int mq_timedsend(mqd_t mqdes, const char *msg_ptr, size_t msg_len,
                      unsigned int msg_prio, const timespec *abs_timeout)
     ssize_t mq_timedreceive(mqd_t mqdes, char *msg_ptr, size_t msg_len,
