@@ -46,7 +46,12 @@ def extension(name):
 
 setup(
     ext_modules=cythonize(
-        [extension("_common"), extension("_posix"), extension("_sysv")],
+        [
+            extension("_pickle"),
+            extension("_common"),
+            extension("_posix"),
+            extension("_sysv"),
+        ],
         compiler_directives=directives,
     ),
 )

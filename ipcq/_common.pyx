@@ -17,8 +17,9 @@ from posix.time cimport (
     CLOCK_MONOTONIC, CLOCK_REALTIME, clock_gettime, timespec,
 )
 
+from ipcq._pickle cimport fast_dumps, fast_loads
+
 import os
-import pickle
 
 
 ERROR = -1
@@ -128,10 +129,6 @@ def read_limit(path):
         return None
 
 
-cdef object _pickle_dumps = pickle.dumps
-cdef object _pickle_loads = pickle.loads
-
-
 cdef class Codec:
     """The serializer of one queue, resolved once when the queue is built.
 
@@ -153,8 +150,8 @@ cdef class Codec:
     cdef object encode(self, object item, object pickle_protocol):
         if self.kind == CODEC_PICKLE:
             if pickle_protocol is None:
-                return _pickle_dumps(item, self.protocol)
-            return _pickle_dumps(item, pickle_protocol)
+                return fast_dumps(item, self.protocol)
+            return fast_dumps(item, pickle_protocol)
 
         if pickle_protocol is not None:
             raise ValueError(
@@ -189,7 +186,7 @@ cdef class Codec:
 
         try:
             if self.kind == CODEC_PICKLE:
-                return _pickle_loads(data)
+                return fast_loads(data)
             return self.loads(data)
         except Exception as exc:
             raise DecodeError(
