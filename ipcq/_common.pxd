@@ -1,7 +1,16 @@
 # What ipcq._posix and ipcq._sysv share: the serializer codec, timeouts,
 # signal handling and the translation of errno into exceptions.
 
+from cpython.list cimport PyList_Append, PyList_GET_SIZE, PyList_New
+from cpython.ref cimport Py_INCREF
 from posix.time cimport timespec
+
+
+cdef extern from "Python.h":
+    ctypedef struct PyListObject:
+        Py_ssize_t allocated
+    void list_set_item "PyList_SET_ITEM"(object, Py_ssize_t, object)
+    void list_set_size "Py_SET_SIZE"(object, Py_ssize_t)
 
 
 cdef enum CodecKind:
@@ -66,3 +75,30 @@ cdef inline object decode_item(Codec codec, bytes data, long tag,
     if codec.kind == CODEC_RAW:
         return data
     return codec.decode(data, tag, is_type)
+
+
+cdef inline list list_with_room(Py_ssize_t room):
+    """An empty list that list_push() fills up to *room* items without
+    a resize (PyList_Append() would first shrink it to the new size)."""
+    cdef list items = PyList_New(room)
+
+    # The slots beyond the size are not items: unset ones are allowed.
+    list_set_size(items, 0)
+    return items
+
+
+cdef inline int list_push(list items, object item) except -1:
+    """Append *item*: into a free slot inline, else by PyList_Append().
+
+    The size grows only once the slot holds the item, so the list is
+    whole whenever anything else can see it.
+    """
+    cdef Py_ssize_t size = PyList_GET_SIZE(items)
+
+    if size < (<PyListObject *>items).allocated:
+        # PyList_SET_ITEM takes over a reference of its own.
+        Py_INCREF(item)
+        list_set_item(items, size, item)
+        list_set_size(items, size + 1)
+        return 0
+    return PyList_Append(items, item)

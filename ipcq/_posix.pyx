@@ -7,6 +7,7 @@ from cpython.bytes cimport (
     PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE,
 )
 from cpython.exc cimport PyErr_CheckSignals
+from cpython.list cimport PyList_GET_SIZE
 from libc.errno cimport (
     EACCES, EAGAIN, EBADF, EEXIST, EINTR, EINVAL, EMFILE, EMSGSIZE,
     ENAMETOOLONG, ENFILE, ENOENT, ENOSPC, ETIMEDOUT, errno,
@@ -19,8 +20,9 @@ from posix.unistd cimport close
 
 from ipcq._common cimport (
     Codec, after_eintr, alone_in_interpreter, decode_item, encode_item,
-    fill_timespec, fork_generation, get_writable_buffer, monotonic,
-    raise_errno, slice_deadline, to_long, wait_deadline,
+    fill_timespec, fork_generation, get_writable_buffer, list_push,
+    list_with_room, monotonic, raise_errno, slice_deadline, to_long,
+    wait_deadline,
 )
 from ipcq.includes.mqueue cimport (
     mq_attr, mq_close, mq_getattr, mq_open, mq_receive, mq_send,
@@ -608,8 +610,9 @@ cdef class Queue:
         cdef Py_ssize_t limit = to_long(max_items, "max_items")
         cdef double deadline = wait_deadline(block, timeout)
         cdef unsigned int prio = 0
-        cdef list items = []
-        cdef object data
+        cdef list items
+        cdef object first
+        cdef bytes data
         cdef char *buf
         cdef Py_ssize_t size
 
@@ -620,21 +623,33 @@ cdef class Queue:
         if self._closed:
             self._raise_closed()
 
-        data = self._receive(block, deadline, &prio)
-        if data is None:
+        first = self._receive(block, deadline, &prio)
+        if first is None:
             raise queue.Empty
-        # The rest without waiting, into one buffer for the whole batch.
+        data = <bytes>first
+        # At most a full queue's worth is there at once, usually.
+        items = list_with_room(limit if limit < self._maxsize else self._maxsize)
+        # The rest without waiting, into one buffer for the whole batch:
+        # one system call each, straight from this loop while messages are
+        # there.  The general path only explains a failure (a closed
+        # handle, say), or finds that the queue is empty after all.
         buf = self._take_buffer()
         try:
             while True:
-                items.append(decode_item(self._codec, data, prio, False))
-                if len(items) >= limit:
+                list_push(items, decode_item(self._codec, data, prio, False))
+                if PyList_GET_SIZE(items) >= limit:
                     return items
-                size = self._receive_into(buf, self._msgsize, False, 0,
-                                          &prio)
+                size = mq_timedreceive(self._fd, buf, self._msgsize, &prio,
+                                       &EXPIRED)
                 if size < 0:
-                    return items
-                data = PyBytes_FromStringAndSize(buf, size)
+                    if errno == ETIMEDOUT or errno == EAGAIN:
+                        return items
+                    size = self._receive_into(buf, self._msgsize, False, 0,
+                                              &prio)
+                    if size < 0:
+                        return items
+                self._recv_waited = False
+                data = <bytes>PyBytes_FromStringAndSize(buf, size)
         except BaseException as exc:
             # The items before the failing one have left the queue: they
             # go with the exception (a DecodeError, or a signal handler's).

@@ -7,6 +7,7 @@ from cpython.bytes cimport (
     PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE,
 )
 from cpython.exc cimport PyErr_CheckSignals
+from cpython.list cimport PyList_GET_SIZE
 from libc.errno cimport (
     E2BIG, EACCES, EAGAIN, EBADF, EEXIST, EIDRM, EINTR, EINVAL, EMSGSIZE,
     ENOENT, ENOMSG, ENOSPC, EPERM, errno,
@@ -21,7 +22,8 @@ from posix.time cimport timespec
 
 from ipcq._common cimport (
     Codec, after_eintr, decode_item, encode_item, fill_timespec,
-    get_writable_buffer, monotonic, raise_errno, to_long, wait_deadline,
+    get_writable_buffer, list_push, list_with_room, monotonic, raise_errno,
+    to_long, wait_deadline,
 )
 from ipcq.includes.msg cimport (
     IPC_CREAT, IPC_EXCL, IPC_NOWAIT, IPC_PRIVATE, IPC_RMID, IPC_SET,
@@ -48,6 +50,10 @@ cdef Py_ssize_t MSGMAX_FALLBACK = 8192
 
 # A message buffer starts with the C long mtype, then the text.
 cdef Py_ssize_t HEADER = sizeof(long)
+
+# The room get_many() makes in its list before it takes the first
+# message: more items grow it as append() does.
+cdef Py_ssize_t BATCH_ROOM = 16
 
 # A timed wait polls with IPC_NOWAIT (the kernel has no timed msgrcv or
 # msgsnd), sleeping between tries: first POLL_FIRST seconds, doubling up to
@@ -656,8 +662,9 @@ cdef class Queue:
         cdef long mtype = to_long(msg_type, "msg_type")
         cdef double deadline = wait_deadline(block, timeout)
         cdef long got_type = 0
-        cdef list items = []
-        cdef object data
+        cdef list items
+        cdef object first
+        cdef bytes data
         cdef char *buf
         cdef Py_ssize_t cap, size
 
@@ -668,19 +675,27 @@ cdef class Queue:
         if self._closed:
             self._raise_closed()
 
-        data = self._receive(mtype, block, deadline, &got_type)
-        if data is None:
+        first = self._receive(mtype, block, deadline, &got_type)
+        if first is None:
             raise queue.Empty
-        # The rest without waiting, into one buffer for the whole batch.
+        data = <bytes>first
+        items = list_with_room(limit if limit < BATCH_ROOM else BATCH_ROOM)
+        # The rest without waiting, into one buffer for the whole batch:
+        # one system call each, straight from this loop while messages are
+        # there.  The general path only explains a failure (a removed
+        # queue, say), or finds that none is left after all.
         buf = self._take_receive_buffer(&cap)
         try:
             while True:
-                items.append(
-                    decode_item(self._codec, data, got_type, True)
-                )
-                if len(items) >= limit:
+                list_push(items,
+                          decode_item(self._codec, data, got_type, True))
+                if PyList_GET_SIZE(items) >= limit:
                     return items
-                size = self._receive_into(buf, cap, mtype, False, 0)
+                size = msgrcv(self._id, buf, cap, mtype, IPC_NOWAIT)
+                if size < 0:
+                    if errno == ENOMSG:
+                        return items
+                    size = self._receive_into(buf, cap, mtype, False, 0)
                 if size == -1:
                     return items
                 if size == -2:
@@ -690,8 +705,9 @@ cdef class Queue:
                     if data is None:
                         return items
                     continue
+                self._recv_waited = False
                 got_type = (<long *>buf)[0]
-                data = PyBytes_FromStringAndSize(buf + HEADER, size)
+                data = <bytes>PyBytes_FromStringAndSize(buf + HEADER, size)
         except BaseException as exc:
             # The items before the failing one have left the queue: they
             # go with the exception (a DecodeError, or a signal handler's).

@@ -89,6 +89,42 @@ def test_get_many_respects_max_items(raw):
     assert raw.get_many(2) == [b"3"]
 
 
+class Refill:
+    """A serializer whose loads() sends another message through *writer*
+    for each one read, until *total* were sent: a batch then finds more
+    messages than the queue holds at once, as when a writer keeps up."""
+
+    def __init__(self, writer, total, sent):
+        self.writer, self.total, self.sent = writer, total, sent
+
+    def dumps(self, obj):
+        return obj
+
+    def loads(self, data):
+        if self.sent < self.total:
+            self.writer.put(b"%d" % self.sent)
+            self.sent += 1
+        return data
+
+
+def test_get_many_takes_more_than_the_queue_holds_at_once(raw, make_queue):
+    raw.put_many([b"0", b"1", b"2"])
+    reader = make_queue.reopen(raw, serializer=Refill(raw, 40, 3))
+    items = reader.get_many(100)
+    assert items == [b"%d" % i for i in range(40)]
+    # A list like any other.
+    items.append(b"more")
+    assert len(items) == 41 and items[-1] == b"more"
+    assert raw.qsize() == 0
+
+
+def test_get_many_of_many_small_messages(make_queue):
+    q = make_queue.sysv(serializer="raw")
+    sent = [bytes([i]) for i in range(60)]
+    assert q.put_many(sent) == 60
+    assert q.get_many(1000) == sent
+
+
 @pytest.mark.parametrize(
     "bad, exc", [(0, QueueError), (-1, QueueError), (1.5, TypeError), ("2", TypeError)]
 )
