@@ -2,7 +2,8 @@
 # signal handling and the translation of errno into exceptions.
 
 from cpython.list cimport PyList_Append, PyList_GET_SIZE, PyList_New
-from cpython.ref cimport Py_INCREF
+from cpython.object cimport PyObject
+from cpython.ref cimport Py_INCREF, Py_XDECREF
 from posix.time cimport timespec
 
 
@@ -11,6 +12,9 @@ cdef extern from "Python.h":
         Py_ssize_t allocated
     void list_set_item "PyList_SET_ITEM"(object, Py_ssize_t, object)
     void list_set_size "Py_SET_SIZE"(object, Py_ssize_t)
+    Py_ssize_t ref_count "Py_REFCNT"(PyObject *)
+    PyObject *tuple_get_raw "PyTuple_GET_ITEM"(PyObject *, Py_ssize_t)
+    void tuple_set_raw "PyTuple_SET_ITEM"(PyObject *, Py_ssize_t, PyObject *)
 
 
 cdef enum CodecKind:
@@ -102,3 +106,27 @@ cdef inline int list_push(list items, object item) except -1:
         list_set_size(items, size + 1)
         return 0
     return PyList_Append(items, item)
+
+
+cdef inline object reuse_pair(PyObject *last, object first, object second):
+    """*last*, a 2-tuple, refilled with (first, second) if only its holder
+    references it (the caller dropped it since); else None.
+
+    No one else can see the change, and the call allocates nothing: the
+    trick of zip() and enumerate().  *last* is the holder's reference,
+    taken without a count of its own.
+    """
+    cdef PyObject *old_first
+    cdef PyObject *old_second
+
+    if ref_count(last) != 1:
+        return None
+    old_first = tuple_get_raw(last, 0)
+    old_second = tuple_get_raw(last, 1)
+    Py_INCREF(first)
+    Py_INCREF(second)
+    tuple_set_raw(last, 0, <PyObject *>first)
+    tuple_set_raw(last, 1, <PyObject *>second)
+    Py_XDECREF(old_first)
+    Py_XDECREF(old_second)
+    return <object>last

@@ -3,11 +3,13 @@
 
 cimport cython
 from cpython.buffer cimport PyBuffer_Release
+from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE
 from cpython.bytes cimport (
     PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE,
 )
 from cpython.exc cimport PyErr_CheckSignals
 from cpython.list cimport PyList_GET_SIZE
+from cpython.object cimport PyObject
 from libc.errno cimport (
     EACCES, EAGAIN, EBADF, EEXIST, EINTR, EINVAL, EMFILE, EMSGSIZE,
     ENAMETOOLONG, ENFILE, ENOENT, ENOSPC, ETIMEDOUT, errno,
@@ -21,8 +23,8 @@ from posix.unistd cimport close
 from ipcq._common cimport (
     Codec, after_eintr, alone_in_interpreter, decode_item, encode_item,
     fill_timespec, fork_generation, get_writable_buffer, list_push,
-    list_with_room, monotonic, raise_errno, slice_deadline, to_long,
-    wait_deadline,
+    list_with_room, monotonic, raise_errno, reuse_pair, slice_deadline,
+    to_long, wait_deadline,
 )
 from ipcq.includes.mqueue cimport (
     mq_attr, mq_close, mq_getattr, mq_open, mq_receive, mq_send,
@@ -239,6 +241,8 @@ cdef class Queue:
     cdef Codec _codec
     cdef char *_buf
     cdef bint _buf_busy
+    # What get_into() returned last, refilled by the next call if free.
+    cdef object _last_into
     cdef object __weakref__
 
     def __cinit__(self):
@@ -669,10 +673,27 @@ cdef class Queue:
         waiting works as for :meth:`get`.
         """
         cdef Py_buffer view
-        cdef double deadline = wait_deadline(block, timeout)
+        cdef double deadline
         cdef unsigned int prio = 0
         cdef Py_ssize_t size
+        cdef int err
 
+        # The common case in one system call, as in get(): a bytearray
+        # large enough, written with the GIL held, so that nothing can
+        # resize it meanwhile; no buffer request.
+        if (type(buffer) is bytearray and timeout is None
+                and not self._closed and not (self._recv_waited and block)
+                and PyByteArray_GET_SIZE(buffer) >= self._msgsize):
+            size = mq_timedreceive(self._fd, PyByteArray_AS_STRING(buffer),
+                                   PyByteArray_GET_SIZE(buffer), &prio,
+                                   &EXPIRED)
+            if size >= 0:
+                return self._into_result(size, prio)
+            err = errno
+            if not block and (err == EAGAIN or err == ETIMEDOUT):
+                raise queue.Empty
+
+        deadline = wait_deadline(block, timeout)
         if self._closed:
             self._raise_closed()
         get_writable_buffer(buffer, &view)
@@ -690,7 +711,19 @@ cdef class Queue:
             PyBuffer_Release(&view)
         if size < 0:
             raise queue.Empty
-        return size, prio
+        return self._into_result(size, prio)
+
+    @cython.final
+    cdef inline object _into_result(self, Py_ssize_t size, unsigned int prio):
+        # The (nbytes, priority) of get_into(): the last call's tuple
+        # again when the caller let go of it.
+        cdef object result = reuse_pair(<PyObject *>self._last_into, size,
+                                        prio)
+
+        if result is None:
+            result = (size, prio)
+            self._last_into = result
+        return result
 
     @cython.final
     cdef object _receive(self, bint block, double deadline,

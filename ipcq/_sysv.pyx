@@ -3,11 +3,13 @@
 
 cimport cython
 from cpython.buffer cimport PyBuffer_Release
+from cpython.bytearray cimport PyByteArray_AS_STRING, PyByteArray_GET_SIZE
 from cpython.bytes cimport (
     PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE,
 )
 from cpython.exc cimport PyErr_CheckSignals
 from cpython.list cimport PyList_GET_SIZE
+from cpython.object cimport PyObject
 from libc.errno cimport (
     E2BIG, EACCES, EAGAIN, EBADF, EEXIST, EIDRM, EINTR, EINVAL, EMSGSIZE,
     ENOENT, ENOMSG, ENOSPC, EPERM, errno,
@@ -23,7 +25,7 @@ from posix.time cimport timespec
 from ipcq._common cimport (
     Codec, after_eintr, decode_item, encode_item, fill_timespec,
     get_writable_buffer, list_push, list_with_room, monotonic, raise_errno,
-    to_long, wait_deadline,
+    reuse_pair, to_long, wait_deadline,
 )
 from ipcq.includes.msg cimport (
     IPC_CREAT, IPC_EXCL, IPC_NOWAIT, IPC_PRIVATE, IPC_RMID, IPC_SET,
@@ -187,6 +189,8 @@ cdef class Queue:
     cdef char *_sbuf
     cdef bint _sbusy
     cdef Py_ssize_t _scap
+    # What get_into() returned last, refilled by the next call if free.
+    cdef object _last_into
     cdef object __weakref__
 
     def __cinit__(self):
@@ -729,11 +733,30 @@ cdef class Queue:
         """
         cdef Py_buffer view
         cdef long mtype = to_long(msg_type, "msg_type")
-        cdef double deadline = wait_deadline(block, timeout)
+        cdef double deadline
         cdef char *buf
         cdef Py_ssize_t size
         cdef Py_ssize_t cap
 
+        # The common case in one system call, as in get(): a bytearray,
+        # written with the GIL held, so that nothing can resize it
+        # meanwhile; no buffer request.  A message longer than it fails
+        # with E2BIG, stays queued, and the general path says so.
+        if (type(buffer) is bytearray and timeout is None
+                and not self._closed and self._rbuf != NULL
+                and not self._rbusy
+                and not (self._recv_waited and block)):
+            size = msgrcv(self._id, self._rbuf,
+                          min(PyByteArray_GET_SIZE(buffer), self._rcap),
+                          mtype, IPC_NOWAIT)
+            if size >= 0:
+                memcpy(PyByteArray_AS_STRING(buffer), self._rbuf + HEADER,
+                       size)
+                return self._into_result(size, (<long *>self._rbuf)[0])
+            if not block and errno == ENOMSG:
+                raise queue.Empty
+
+        deadline = wait_deadline(block, timeout)
         if self._closed:
             self._raise_closed()
         get_writable_buffer(buffer, &view)
@@ -759,7 +782,19 @@ cdef class Queue:
             PyBuffer_Release(&view)
         if size < 0:
             raise queue.Empty
-        return size, mtype
+        return self._into_result(size, mtype)
+
+    @cython.final
+    cdef inline object _into_result(self, Py_ssize_t size, long mtype):
+        # The (nbytes, msg_type) of get_into(): the last call's tuple
+        # again when the caller let go of it.
+        cdef object result = reuse_pair(<PyObject *>self._last_into, size,
+                                        mtype)
+
+        if result is None:
+            result = (size, mtype)
+            self._last_into = result
+        return result
 
     @cython.final
     cdef object _receive(self, long mtype, bint block, double deadline,

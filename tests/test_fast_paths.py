@@ -179,6 +179,32 @@ def test_get_into_fills_the_buffer(raw, kind):
     assert buf[:5] == b"hello"
 
 
+def test_get_into_results_stay_as_returned(raw, kind):
+    buf = bytearray(64)
+    raw.put(b"first", **tag_kw(kind, 2))
+    raw.put(b"second!", **tag_kw(kind, 2))
+    kept = raw.get_into(buf)
+    again = raw.get_into(buf)
+    assert kept == (5, 2)
+    assert again == (7, 2)
+    assert buf[:7] == b"second!"
+    # A result let go of may be refilled by the next call; one still
+    # held never changes.
+    del kept
+    raw.put(b"x" * 9, **tag_kw(kind, 1))
+    assert raw.get_into(buf) == (9, 1)
+    assert again == (7, 2)
+
+
+def test_get_into_a_bytearray_that_other_views_share(raw):
+    buf = bytearray(64)
+    view = memoryview(buf)
+    raw.put(b"shared")
+    assert raw.get_into(buf)[0] == 6
+    assert view[:6] == b"shared"
+    view.release()
+
+
 def test_get_into_other_buffers(raw):
     raw.put(b"\x01\x00\x00\x00\x02\x00\x00\x00")
     arr = array.array("i", [0] * 16)
