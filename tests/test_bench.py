@@ -259,6 +259,30 @@ def test_main_rejects_a_bad_round_count(capsys):
     )
 
 
+def test_tests_limit_the_run_to_those_named():
+    data = bench.run(
+        quick=True, only=["ipcq"], tests=["pair", "batch"], memory_messages=0, out=None
+    )
+    assert {r["test"] for r in data["results"]} == {"pair", "batch"}
+    assert {r["key"] for r in data["results"] if r["test"] == "batch"} == {
+        "c-posix",
+        "c-sysv",
+        "ipcq-posix",
+        "ipcq-sysv",
+    }
+    # The targets of the tests that ran have a verdict; the others none.
+    names = [t["name"] for t in data["targets"]]
+    assert not [n for n in names if n.startswith(("stream", "pingpong"))]
+    judged = [t for t in data["targets"] if t["met"] is not None]
+    assert {t["name"].split(" ")[0] for t in judged} == {"pair", "batch"}
+
+
+def test_main_rejects_an_unknown_test(capsys):
+    assert bench.main(["--quick", "--tests", "pair,nap"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("ipcq bench: error: no such test: nap (the tests: pair,")
+
+
 def test_a_peer_that_is_not_installed_is_skipped_with_a_note(monkeypatch):
     from ipcq.bench import _contenders
 

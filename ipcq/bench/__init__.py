@@ -45,7 +45,7 @@ from ipcq.bench._contenders import IPCQ_SERIALIZERS, Spec, all_contenders
 from ipcq.bench._floor import Floor, compiler_version
 from ipcq.bench._harness import BenchError, Registry
 
-__all__ = ["BenchError", "main", "run"]
+__all__ = ["TESTS", "BenchError", "main", "run"]
 
 RAW_SIZES = (64, 1024, 8192)
 OBJECTS = {
@@ -59,6 +59,9 @@ OBJECT_MSGSIZE = 256
 # unprivileged process may ask for on a default Linux (fs.mqueue.msg_max).
 DEPTH = 10
 BATCH = 10
+
+# The tests, in the order of the report.
+TESTS = ("pair", "batch", "get_into", "stream", "pingpong")
 
 # How long one sample lasts, and how many rounds are run.
 SETTINGS = {
@@ -575,6 +578,7 @@ def run(
     png_path=None,
     rst_path=None,
     only=None,
+    tests=None,
     rounds=None,
     memory_messages=None,
     progress=None,
@@ -589,7 +593,8 @@ def run(
     the tables as reStructuredText.  *only*
     limits the Python contenders to these keys or families (for example
     ``["ipcq", "posix_ipc"]``); the C floor and the pickle reference
-    always run.  *rounds* and
+    always run.  *tests* limits the run to some of the tests in
+    :data:`TESTS` (for example ``["pair", "batch"]``).  *rounds* and
     *memory_messages* override the mode's settings.  ``progress(done,
     total, label)`` is called after every step.  The table of results is
     printed to *out* unless it is None.  Raises BenchError when a
@@ -607,6 +612,11 @@ def run(
         settings["memory_messages"] = memory_messages
     if png_path is not None:
         _report.check_png_support()
+    unknown = sorted(set(tests or ()) - set(TESTS))
+    if unknown:
+        raise BenchError(
+            f"no such test: {', '.join(unknown)} (the tests: {', '.join(TESTS)})"
+        )
 
     notes = []
     contenders = _select(all_contenders(), set(only or ()), notes)
@@ -622,6 +632,8 @@ def run(
             ctx = _Context(registry, Floor(registry), settings)
             limits = _limits()
             cases = _plan(contenders, limits, notes)
+            if tests:
+                cases = [case for case in cases if case.test in tests]
             memory_kinds = ["posix", "sysv"] if settings["memory_messages"] else []
             total = len(cases) * (settings["rounds"] + 1)
             total += 10 * len(memory_kinds)
@@ -741,6 +753,11 @@ def _parser():
         "ipcqueue-posix, ipcqueue-sysv, faster-fifo, mp.Queue, pyzmq)",
     )
     parser.add_argument(
+        "--tests",
+        metavar="NAMES",
+        help=f"comma-separated tests to run ({', '.join(TESTS)}); default: all",
+    )
+    parser.add_argument(
         "--rounds",
         type=int,
         metavar="N",
@@ -773,6 +790,7 @@ def main(argv=None, progress=None):
             png_path=args.png,
             rst_path=args.rst,
             only=args.only.split(",") if args.only else None,
+            tests=args.tests.split(",") if args.tests else None,
             rounds=args.rounds,
             memory_messages=args.memory_messages,
             progress=bar,

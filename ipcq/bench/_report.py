@@ -179,14 +179,16 @@ def targets(data):
         other = get("pair", raw64, peer, "raw")
         c = get("pair", raw64, f"c-{kind}")
         ceiling = _ratio(other, c)
+        gain = _ratio(other, ipcq)
         note = ""
-        if ceiling is not None and ceiling < bound:
+        missed = gain is not None and gain < bound
+        if missed and ceiling is not None and ceiling < bound:
             # Even a wrapper that cost nothing would be C, no faster.
             note = f"unreachable here: {peer} itself is only {ceiling:.2f}x the C floor"
         out.append(
             _target(
                 f"pair {raw64}, ipcq {kind}: >= {bound:g}x faster than {peer}",
-                _ratio(other, ipcq),
+                gain,
                 ">=",
                 bound,
                 note,
@@ -196,15 +198,6 @@ def targets(data):
         for kind in ("posix", "sysv"):
             ipcq = get("pair", name, f"ipcq-{kind}", "pickle")
             other = get("pair", name, f"ipcqueue-{kind}", "pickle")
-            c = get("pair", name, f"c-{kind}")
-            alone = get("pair", name, "pickle")
-            ceiling = _ratio(other, None if c is None or alone is None else c + alone)
-            note = ""
-            if ceiling is not None and ceiling < 2.5:
-                note = (
-                    f"unreachable here: the C floor plus pickle alone "
-                    f"would be only {ceiling:.2f}x faster"
-                )
             out.append(
                 _target(
                     f"pair {name} pickle, ipcq {kind}: >= 2.5x faster than "
@@ -212,7 +205,6 @@ def targets(data):
                     _ratio(other, ipcq),
                     ">=",
                     2.5,
-                    note,
                 )
             )
     for test, what in (
@@ -231,7 +223,10 @@ def targets(data):
                         1.2,
                     )
                 )
-    for test in ("batch", "get_into"):
+    # get_into() is there to spare an allocation, not a system call: its
+    # pair is the put + get pair's, measured against the same C loop, and
+    # has no bound of its own.
+    for test in ("batch",):
         for variant in variants(test):
             for kind in ("posix", "sysv"):
                 ipcq = get(test, variant, f"ipcq-{kind}")
