@@ -1,12 +1,17 @@
 """The batch calls and receiving into a caller's buffer, on both kinds."""
 
 import array
+import fcntl
+import os
 import queue
+import resource
+import time
 
 import pytest
+from reliability_util import collect, run_in_child, start_child
 
 import ipcq
-from ipcq import QueueError
+from ipcq import QueueError, posixmq
 
 
 def tag_kw(kind, tag):
@@ -249,3 +254,92 @@ def test_get_into_needs_a_writable_buffer(raw, bad):
     with pytest.raises(TypeError):
         raw.get_into(bad)
     assert raw.get() == b"kept"
+
+
+# -- the POSIX handle's own non-blocking descriptor ---------------------------
+
+
+def test_posix_handle_holds_two_descriptors_and_closes_both(make_queue):
+    q = make_queue.posix(maxsize=2, maxmsgsize=16, serializer="raw")
+    assert descriptors_of(q.name) == 2
+    q.close()
+    assert descriptors_of(q.name) == 0
+
+
+def descriptors_of(name):
+    """How many of this process's descriptors are open on the queue *name*."""
+    count = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            count += os.readlink(f"/proc/self/fd/{fd}") == name
+        except OSError:
+            pass  # the descriptor of the listing itself, closed since
+    return count
+
+
+def exercise(q):
+    """Every kind of try that must not wait, and a wait, on a 2-deep queue."""
+    with pytest.raises(queue.Empty):
+        q.get(block=False)
+    with pytest.raises(queue.Empty):
+        q.get_into(bytearray(16), block=False)
+    assert q.put_many([b"a", b"b", b"c"], block=False) == 2
+    with pytest.raises(queue.Full):
+        q.put(b"x", block=False)
+    with pytest.raises(queue.Full):
+        q.put(b"x", timeout=0.02)
+    assert q.get_many(5) == [b"a", b"b"]
+    q.put(b"d", priority=3)
+    buf = bytearray(16)
+    assert q.get_into(buf) == (1, 3) and buf[:1] == b"d"
+    with pytest.raises(queue.Empty):
+        q.get(timeout=0.02)
+    return "ok"
+
+
+def test_posix_handle_works_with_one_descriptor(make_queue):
+    """With no descriptor to spare for the second one, the handle falls
+    back to tries with an expired deadline, and behaves the same."""
+    name = make_queue.posix(maxsize=2, maxmsgsize=16).name
+
+    def child():
+        # While the queue opens, its descriptor is the last one that
+        # RLIMIT_NOFILE allows; then the limit is as it was, for the
+        # eventfd of the timed waits.
+        inherited = descriptors_of(name)
+        limits = resource.getrlimit(resource.RLIMIT_NOFILE)
+        spare = os.open("/dev/null", os.O_RDONLY)
+        os.close(spare)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (spare + 1, limits[1]))
+        try:
+            q = posixmq.Queue(name, serializer="raw")
+        finally:
+            resource.setrlimit(resource.RLIMIT_NOFILE, limits)
+        try:
+            assert descriptors_of(name) == inherited + 1
+            return exercise(q)
+        finally:
+            q.close()
+
+    assert run_in_child(child) == "ok"
+    assert exercise(make_queue.posix(name=name, serializer="raw")) == "ok"
+
+
+def test_posix_non_blocking_mode_stays_private(make_queue):
+    """The handle's tries never put the shared descriptor in O_NONBLOCK:
+    a blocking get on it from a forked child still waits for a message."""
+    q = make_queue.posix(maxsize=2, maxmsgsize=16, serializer="raw")
+    with pytest.raises(queue.Empty):
+        q.get(block=False)
+    assert not fcntl.fcntl(q.fileno(), fcntl.F_GETFL) & os.O_NONBLOCK
+
+    def child():
+        started = time.monotonic()
+        item = q.get()  # the parent sends after 0.2 s
+        return item, time.monotonic() - started
+
+    pid, r = start_child(child)
+    time.sleep(0.2)
+    q.put(b"late")
+    kind, (item, waited) = collect(pid, r)
+    assert kind == "ok" and item == b"late" and waited >= 0.15

@@ -63,10 +63,16 @@ BATCH = 10
 # The tests, in the order of the report.
 TESTS = ("pair", "batch", "get_into", "stream", "pingpong")
 
-# How long one sample lasts, and how many rounds are run.
+# How long one sample lasts, and how many rounds are run.  The tests in
+# one process take "repeats" samples of each case per round: they are
+# short, and on a shared virtual machine two samples a moment apart can
+# differ by a third, so their medians need more samples than the tests
+# between two processes, whose samples are longer.
+IN_PROCESS = ("pair", "batch", "get_into")
 SETTINGS = {
     "full": {
         "rounds": 11,
+        "repeats": 3,
         "pair_s": 0.025,
         "stream_s": 0.25,
         "pingpong_s": 0.12,
@@ -76,6 +82,7 @@ SETTINGS = {
     },
     "quick": {
         "rounds": 2,
+        "repeats": 1,
         "pair_s": 0.002,
         "stream_s": 0.015,
         "pingpong_s": 0.008,
@@ -635,7 +642,15 @@ def run(
             if tests:
                 cases = [case for case in cases if case.test in tests]
             memory_kinds = ["posix", "sysv"] if settings["memory_messages"] else []
-            total = len(cases) * (settings["rounds"] + 1)
+            # Each round samples every case once, and the tests in one
+            # process as many more times as "repeats" says, all shuffled.
+            per_round = list(cases) + [
+                case
+                for case in cases
+                if case.test in IN_PROCESS
+                for _ in range(settings["repeats"] - 1)
+            ]
+            total = len(cases) + len(per_round) * settings["rounds"]
             total += 10 * len(memory_kinds)
             done = 0
 
@@ -649,7 +664,7 @@ def run(
                 _calibrate(ctx, case)
                 tick(f"calibrating {case.title}")
             for r in range(settings["rounds"]):
-                order = list(cases)
+                order = list(per_round)
                 random.Random(seed * 1000 + r).shuffle(order)
                 for case in order:
                     case.samples.append(SAMPLERS[case.test](ctx, case, case.n))

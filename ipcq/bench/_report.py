@@ -46,7 +46,7 @@ def summarize(cases):
             "msgsize": case.spec.msgsize,
             "depth": case.spec.depth,
             "n": case.n,
-            "rounds": len(case.samples),
+            "nsamples": len(case.samples),
         }
         if case.test == "stream":
             for field in (
@@ -367,13 +367,21 @@ def _target_line(t):
     return state, value
 
 
+def _rounds_text(settings):
+    rounds = settings["rounds"]
+    repeats = settings.get("repeats", 1)
+    if repeats == 1:
+        return f"{rounds} rounds"
+    return f"{rounds} rounds, {rounds * repeats} samples in one process"
+
+
 def format_report(data):
     """The results as the text table the command prints."""
     m = data["machine"]
     lines = [
         "",
         f"ipcq benchmarks ({data['mode']} run, {data['elapsed_s']} s, "
-        f"medians of {data['settings']['rounds']} rounds)",
+        f"medians of {_rounds_text(data['settings'])})",
         f"machine: {m['cpu']}, {m['cores']} cores; {m['kernel']}; "
         f"{m['python']}; {m['compiler'] or 'cc'}",
         "'vs C': this / the C floor of the same queue kind (other transports: POSIX).",
@@ -636,7 +644,7 @@ def draw_png(data, path):
     m = data["machine"]
     fig.suptitle(
         f"ipcq benchmarks: {m['cpu']}, {m['cores']} cores, {m['kernel']}, "
-        f"{m['python']} (medians of {data['settings']['rounds']} rounds; "
+        f"{m['python']} (medians of {_rounds_text(data['settings'])}; "
         "dark grey: C floor, light grey: pickle alone, blue: ipcq, orange: peers)",
         fontsize=9,
     )
