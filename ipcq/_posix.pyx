@@ -716,7 +716,10 @@ cdef class Queue:
         mq_receive(3) requires whatever the message's size; a smaller one
         raises QueueError (TOO_BIG_MESSAGE) before anything is received.
         The serializer is not applied.  Returns ``(nbytes, priority)``;
-        waiting works as for :meth:`get`.
+        waiting works as for :meth:`get`.  The tuple is the one the last
+        call returned, refilled, once the caller has let go of it: a loop
+        that unpacks it allocates nothing (Python makes an int above 256
+        on the fly, as for any int).
         """
         cdef Py_buffer view
         cdef double deadline

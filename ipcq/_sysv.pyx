@@ -729,7 +729,10 @@ cdef class Queue:
         applied.  Returns ``(nbytes, msg_type)``; *msg_type* selects and
         waiting works as for :meth:`get`.  The kernel writes the type
         and the text together, so the text passes through this handle's
-        buffer and is copied once into *buffer*.
+        buffer and is copied once into *buffer*.  The tuple is the one the
+        last call returned, refilled, once the caller has let go of it: a
+        loop that unpacks it allocates nothing (Python makes an int above
+        256 on the fly, as for any int).
         """
         cdef Py_buffer view
         cdef long mtype = to_long(msg_type, "msg_type")
