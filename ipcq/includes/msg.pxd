@@ -42,7 +42,33 @@ cdef extern from "<sys/msg.h>" nogil:
         pid_t msg_lrpid
 
     int msgget(key_t key, int msgflg)
-    int msgsnd(int msqid, const void *msgp, size_t msgsz, int msgflg)
-    ssize_t msgrcv(int msqid, void *msgp, size_t msgsz, long msgtyp,
-                   int msgflg)
     int msgctl(int msqid, int cmd, msqid_ds *buf)
+
+
+# msgsnd and msgrcv go to the kernel through syscall(2) on 64-bit Linux,
+# where they are system calls of their own: glibc's functions are thread
+# cancellation points, which cost two atomic updates per call in any
+# process that has ever had a second thread (see mqueue.pxd).
+cdef extern from *:
+    """
+    #include <sys/msg.h>
+    #include <sys/syscall.h>
+    #include <unistd.h>
+    #if defined(__linux__) && defined(__LP64__) \
+        && defined(SYS_msgsnd) && defined(SYS_msgrcv)
+    static inline int ipcq_msgsnd(int id, const void *p, size_t n, int flg) {
+        return (int)syscall(SYS_msgsnd, id, p, n, flg);
+    }
+    static inline ssize_t ipcq_msgrcv(int id, void *p, size_t n, long type,
+            int flg) {
+        return (ssize_t)syscall(SYS_msgrcv, id, p, n, type, flg);
+    }
+    #else
+    #define ipcq_msgsnd msgsnd
+    #define ipcq_msgrcv msgrcv
+    #endif
+    """
+    int msgsnd "ipcq_msgsnd" (
+        int msqid, const void *msgp, size_t msgsz, int msgflg) nogil
+    ssize_t msgrcv "ipcq_msgrcv" (
+        int msqid, void *msgp, size_t msgsz, long msgtyp, int msgflg) nogil
