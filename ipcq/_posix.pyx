@@ -611,15 +611,26 @@ cdef class Queue:
         # buffer free.  The GIL is held from the receive to the copy, so
         # no other thread can use the buffer meanwhile.
         if (timeout is None and not self._closed and self._buf != NULL
-                and not self._buf_busy
-                and not (self._recv_waited and block)):
-            size = self._try_receive(self._buf, self._msgsize, &prio)
-            if size >= 0:
-                data = PyBytes_FromStringAndSize(self._buf, size)
-                return decode_item(self._codec, data, prio, False)
-            err = errno
-            if not block and (err == EAGAIN or err == ETIMEDOUT):
-                raise queue.Empty
+                and not self._buf_busy):
+            if not (self._recv_waited and block):
+                size = self._try_receive(self._buf, self._msgsize, &prio)
+                if size >= 0:
+                    data = PyBytes_FromStringAndSize(self._buf, size)
+                    return decode_item(self._codec, data, prio, False)
+                err = errno
+                if not block and (err == EAGAIN or err == ETIMEDOUT):
+                    raise queue.Empty
+            elif alone_in_interpreter():
+                # The last receive had to wait, so this one waits in
+                # mq_receive(3) at once, as _call_waiting() would, without
+                # its layers.  After a signal whose handlers let the wait
+                # go on, or any other failure (a descriptor in O_NONBLOCK
+                # mode), the general path takes over; nothing was taken
+                # from the queue.
+                size = self._wait_receive(&prio)
+                if size >= 0:
+                    data = PyBytes_FromStringAndSize(self._buf, size)
+                    return decode_item(self._codec, data, prio, False)
         return self._get(block, timeout, False)
 
     def get_nowait(self):
@@ -821,6 +832,33 @@ cdef class Queue:
             self._recv_waited = False
             if not self._wait(POLLIN, deadline):
                 return -1
+
+    @cython.final
+    cdef Py_ssize_t _wait_receive(self, unsigned int *prio) except -2:
+        """One untimed mq_receive(3) into the handle's free buffer.
+
+        For a thread alone in the interpreter, so that the wait needs no
+        slices (see _wait_limit()).  Returns the size, or -1 for the
+        caller to go on to the general path.
+        """
+        cdef Py_ssize_t size
+        cdef int err
+
+        # A signal that came while this thread held the GIL: its handler
+        # runs before the wait, as in _call_waiting().
+        PyErr_CheckSignals()
+        self._enter_wait()
+        self._buf_busy = True
+        with nogil:
+            size = mq_receive(self._fd, self._buf, self._msgsize, prio)
+            err = errno
+        self._buf_busy = False
+        self._leave_wait()
+        if size < 0 and err == EINTR and not self._closed:
+            # As _call_waiting() would: run the handlers, then fail with
+            # INTERRUPTED or let the general path wait again.
+            after_eintr(self._retry)
+        return size
 
     @cython.final
     cdef Py_ssize_t _call_waiting(self, bint sending, char *buf, size_t size,

@@ -613,16 +613,24 @@ cdef class Queue:
         # handle's free buffer.  The GIL is held from the receive to the
         # copy, so no other thread can use the buffer meanwhile.
         if (timeout is None and not self._closed and self._rbuf != NULL
-                and not self._rbusy
-                and not (self._recv_waited and block)):
-            size = msgrcv(self._id, self._rbuf, self._rcap, mtype,
-                          IPC_NOWAIT)
+                and not self._rbusy):
+            if not (self._recv_waited and block):
+                size = msgrcv(self._id, self._rbuf, self._rcap, mtype,
+                              IPC_NOWAIT)
+                if not block and size < 0 and errno == ENOMSG:
+                    raise queue.Empty
+            else:
+                # The last receive had to wait, so this one waits in
+                # msgrcv(2) at once, without the general path's layers.
+                # After a signal whose handlers let the wait go on, or any
+                # other failure (a message too long for the buffer, a
+                # removed queue), the general path takes over; nothing was
+                # taken from the queue.
+                size = self._wait_receive(mtype)
             if size >= 0:
                 data = PyBytes_FromStringAndSize(self._rbuf + HEADER, size)
                 return decode_item(self._codec, data,
                                    (<long *>self._rbuf)[0], True)
-            if not block and errno == ENOMSG:
-                raise queue.Empty
         return self._get(block, mtype, timeout, False)
 
     def get_nowait(self, msg_type=0):
@@ -825,6 +833,30 @@ cdef class Queue:
             # sized for msgmax, so msgmax was raised since.  The message
             # stays queued; read it again with a larger buffer.
             self._msgmax = max(read_msgmax(), 2 * cap)
+
+    @cython.final
+    cdef Py_ssize_t _wait_receive(self, long mtype) except -2:
+        """One waiting msgrcv(2) into the handle's free buffer.
+
+        Returns the text's size, or -1 for the caller to go on to the
+        general path.
+        """
+        cdef Py_ssize_t size
+        cdef int err
+
+        # A signal that came while this thread held the GIL: its handler
+        # runs before the wait, as in _receive_into().
+        PyErr_CheckSignals()
+        self._rbusy = True
+        with nogil:
+            size = msgrcv(self._id, self._rbuf, self._rcap, mtype, 0)
+            err = errno
+        self._rbusy = False
+        if size < 0 and err == EINTR and not self._closed:
+            # As _receive_failed() would: run the handlers, then fail with
+            # INTERRUPTED or let the general path wait again.
+            after_eintr(self._retry)
+        return size
 
     @cython.final
     cdef Py_ssize_t _receive_into(self, char *buf, Py_ssize_t cap,

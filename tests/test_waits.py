@@ -283,3 +283,97 @@ def test_untimed_wait_alone_in_a_process(make_queue):
     stopped, got = value
     assert 0.1 < stopped < 5
     assert got == b"after"
+
+
+# -- the next untimed get after one that waited, alone in a process ----------
+
+
+def waits_after_a_wait(kind, address):
+    """In a forked child, alone in its process: untimed gets on handles
+    that have waited, ended by SIGALRM handlers.  Returns what each got."""
+    if kind == "posix":
+
+        def handle(**kwargs):
+            return posixmq.Queue(address, create=False, serializer="raw", **kwargs)
+    else:
+
+        def handle(**kwargs):
+            return sysvmq.Queue(address, create=False, serializer="raw", **kwargs)
+
+    assert threading.active_count() == 1
+    writer = handle()
+    retrying = handle(retry_interrupted=True)
+    failing = handle()
+    results = []
+    actions = []
+
+    def on_alarm(signum, frame):
+        actions.pop(0)()
+
+    def alarm_then(call, action):
+        actions[:] = [action]
+        signal.setitimer(signal.ITIMER_REAL, 0.05)
+        try:
+            return call()
+        except BaseException as exc:
+            return type(exc).__name__, getattr(exc, "errno", None)
+
+    class Stop(Exception):
+        pass
+
+    def stop():
+        raise Stop
+
+    signal.signal(signal.SIGALRM, on_alarm)
+    # The queue is empty, so the first get waits; the handler puts a
+    # message and the retrying handle waits again and gets it.
+    results.append(alarm_then(retrying.get, lambda: writer.put(b"one")))
+    # The same on a handle that has waited.
+    results.append(alarm_then(retrying.get, lambda: writer.put(b"two")))
+    # A handler that raises: out at once, nothing taken.
+    results.append(alarm_then(retrying.get, stop))
+    results.append(writer.qsize())
+    # The parent puts a message in a moment, for which the failing handle
+    # waits; then it fails with INTERRUPTED, with or without a message put
+    # by the handler, which stays queued.
+    os.kill(os.getppid(), signal.SIGUSR2)
+    results.append(failing.get())
+    results.append(alarm_then(failing.get, lambda: None))
+    results.append(alarm_then(failing.get, lambda: writer.put(b"four")))
+    results.append(failing.get())
+    return results
+
+
+def test_waits_after_a_wait_handle_signals(make_queue, kind):
+    if kind == "posix":
+        q = make_queue.posix(maxsize=4, maxmsgsize=16, serializer="raw")
+        address = q.name
+    else:
+        q = make_queue.sysv(max_bytes=256, serializer="raw")
+        address = q.key
+    timers = []
+
+    def put_later(*args):
+        timers.append(threading.Timer(0.2, q.put, args=(b"three",)))
+        timers[-1].start()
+
+    old = signal.signal(signal.SIGUSR2, put_later)
+    try:
+        kind_, value = collect(*start_child(waits_after_a_wait, kind, address))
+    finally:
+        signal.signal(signal.SIGUSR2, old)
+        for timer in timers:
+            timer.join(5)
+    assert kind_ == "ok", value
+    interrupted = ("QueueInterruptedError", posixmq.QueueError.INTERRUPTED)
+    assert value == [
+        b"one",
+        b"two",
+        ("Stop", None),
+        0,
+        b"three",
+        interrupted,
+        interrupted,
+        b"four",
+    ]
+    assert q.qsize() == 0
