@@ -12,6 +12,9 @@ import os
 import shlex
 import shutil
 import signal
+import sysconfig
+import threading
+import time
 
 import pytest
 
@@ -43,6 +46,9 @@ PEERS = {
     "pyzmq": "zmq",
 }
 ALWAYS = ["c-posix", "c-sysv", "ipcq-posix", "ipcq-sysv", "mp.Queue"]
+# The bare binding is built with the Python headers, where they are.
+HEADERS = os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h"))
+BINDINGS = ["binding-posix", "binding-sysv"]
 
 
 def installed(module):
@@ -114,6 +120,10 @@ def keys_in(data, test):
 def test_every_contender_is_measured_or_skipped_with_a_note(quick):
     data = quick["data"]
     expected = set(ALWAYS)
+    if HEADERS:
+        expected.update(BINDINGS)
+    else:
+        assert any("bare binding" in n and "Python headers" in n for n in data["notes"])
     for key, module in PEERS.items():
         if installed(module):
             expected.add(key)
@@ -317,3 +327,108 @@ def test_sigterm_ends_the_run_cleanly_with_one_line(monkeypatch, capsys):
     # The handler is put back and the queues are gone.
     assert signal.getsignal(signal.SIGTERM) == previous
     recorder.assert_all_removed()
+
+
+# -- the bare binding ---------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def binding():
+    if not HEADERS:
+        pytest.skip("no Python headers to build the bare binding")
+    from ipcq.bench import _floor
+
+    registry = _harness.Registry()
+    try:
+        yield _floor.build_binding(registry)
+    finally:
+        registry.cleanup()
+
+
+@pytest.fixture(params=["posix", "sysv"])
+def binding_channel(request, binding):
+    from ipcq.bench import _contenders
+
+    registry = _harness.Registry()
+    contender = _contenders.Binding(request.param)
+    contender._module = binding
+    channel = contender.channel(_contenders.Spec("raw", 64, 4), registry)
+    end = channel.endpoint("both")
+    try:
+        yield request.param, end, channel
+    finally:
+        end.finish()
+        channel.close()
+        registry.cleanup()
+
+
+def test_the_bare_binding_moves_messages_in_order(binding_channel):
+    _, end, _ = binding_channel
+    messages = [bytes([i]) * (i + 1) for i in range(4)]
+    for m in messages:
+        end.send(m)
+    assert [end.recv() for _ in messages] == messages
+    end.send(bytearray(b"from a bytearray"))
+    assert end.recv() == b"from a bytearray"
+
+
+def test_the_bare_binding_refuses_what_it_cannot_send(binding_channel):
+    kind, end, channel = binding_channel
+    end.send(b"kept")
+    with pytest.raises(ValueError, match="too long"):
+        end.send(b"x" * (64 + 1 if kind == "posix" else 100_000))
+    with pytest.raises(TypeError):
+        end.send("text")
+    assert channel._queue.qsize() == 1
+    assert end.recv() == b"kept"
+
+
+def test_the_bare_binding_waits_with_the_gil_released(binding_channel):
+    _, end, channel = binding_channel
+    ticks = []
+    stop = threading.Event()
+
+    def tick():
+        while not stop.is_set():
+            ticks.append(time.monotonic())
+            time.sleep(0.01)
+
+    def put_later():
+        time.sleep(0.2)
+        channel._queue.put(b"late")
+
+    threads = [threading.Thread(target=tick), threading.Thread(target=put_later)]
+    for t in threads:
+        t.start()
+    try:
+        started = time.monotonic()
+        assert end.recv() == b"late"
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(5)
+    # The other thread ran while recv() waited.
+    assert len([t for t in ticks if t > started]) >= 5
+    # After a wait, a message already there still comes at once.
+    channel._queue.put(b"next")
+    assert end.recv() == b"next"
+
+
+def test_without_python_headers_the_bare_binding_is_skipped(monkeypatch, tmp_path):
+    real = sysconfig.get_paths
+
+    def no_headers(*args, **kwargs):
+        paths = dict(real(*args, **kwargs))
+        paths["include"] = str(tmp_path)
+        return paths
+
+    monkeypatch.setattr(sysconfig, "get_paths", no_headers)
+    data = bench.run(
+        quick=True, only=["ipcq-posix"], tests=["pair"], memory_messages=0, out=None
+    )
+    assert not {"binding-posix", "binding-sysv"} & keys_in(data, "pair")
+    assert {"c-posix", "ipcq-posix"} <= keys_in(data, "pair")
+    assert (
+        f"bare binding posix: no Python headers in {tmp_path} "
+        "(Debian: apt-get install python3-dev); skipped"
+    ) in data["notes"]

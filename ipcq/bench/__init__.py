@@ -14,8 +14,11 @@
 * the resident set size of the process over millions of put + get.
 
 The contenders are the C program ``floor.c`` (compiled on the fly with
-``$CC`` or ``cc -O2``: the system calls and nothing else), pickle alone
-(what pickling costs with no queue), ipcq's POSIX and System V queues,
+``$CC`` or ``cc -O2``: the system calls and nothing else), the bare
+binding ``binding.c`` (a C extension compiled the same way, making ipcq's
+system calls for a raw put and get and nothing else: the floor of a
+Python binding), pickle alone (what pickling costs with no queue), ipcq's
+POSIX and System V queues,
 and whichever of posix_ipc, sysv_ipc, ipcqueue, faster-fifo,
 multiprocessing.Queue and pyzmq are installed (the others are skipped
 with a note).  Every measurement is repeated in rounds; each
@@ -566,7 +569,7 @@ def _select(contenders, only, notes):
     for c in contenders:
         if (
             only
-            and c.family not in ("c", "ref")
+            and c.family not in ("c", "binding", "ref")
             and not (c.key in only or c.family in only)
         ):
             continue
@@ -576,6 +579,22 @@ def _select(contenders, only, notes):
             continue
         chosen.append(c)
     return chosen
+
+
+def _prepare(contenders, registry, notes, out):
+    """The contenders that could make ready what they need (a build)."""
+    ready = []
+    for c in contenders:
+        try:
+            c.prepare(registry)
+        except BenchError as exc:
+            note = f"{c.label}: {exc}; skipped"
+            notes.append(note)
+            if out is not None:
+                print(f"note: {note}", file=out)
+            continue
+        ready.append(c)
+    return ready
 
 
 def run(
@@ -637,6 +656,7 @@ def run(
     with _sigterm_as_exit():
         try:
             ctx = _Context(registry, Floor(registry), settings)
+            contenders = _prepare(contenders, registry, notes, out)
             limits = _limits()
             cases = _plan(contenders, limits, notes)
             if tests:

@@ -78,7 +78,8 @@ class Contender:
     key = ""  # short id, as in --only
     label = ""  # as printed
     kind = None  # 'posix', 'sysv', or None for other transports
-    family = "peer"  # 'c', 'ref' (a reference), 'ipcq' or 'peer'
+    # 'c', 'binding' (the bare binding), 'ref' (a reference), 'ipcq' or 'peer'
+    family = "peer"
     serializers = ("raw",)  # what it can send
     module = None  # module whose import tells whether it is installed
     dist = None  # distribution name, for its version and install hint
@@ -109,6 +110,10 @@ class Contender:
         if self.show_serializer:
             return f"{self.label} ({serializer})"
         return self.label
+
+    def prepare(self, registry):
+        """Make ready what the contender needs for the run (a build, say);
+        raise BenchError if it cannot take part here."""
 
     def channel(self, spec, registry):
         """A new channel carrying *spec*, made in the driver process."""
@@ -144,6 +149,83 @@ class CFloor(Contender):
         self.note = (
             "mq_send(3) / mq_receive(3)" if kind == "posix" else "msgsnd(2) / msgrcv(2)"
         )
+
+
+class _BindingChannel(_SameProcess):
+    """A queue made by ipcq, used through the bare binding's Channel."""
+
+    def __init__(self, binding, kind, spec, registry):
+        super().__init__()
+        self._binding = binding
+        self._kind = kind
+        self._registry = registry
+        if kind == "posix":
+            self._name = registry.posix_name()
+            self._queue = posixmq.Queue(
+                self._name, spec.depth, spec.msgsize, "raw", exclusive=True
+            )
+            self._cap = spec.msgsize
+        else:
+            self._queue = sysvmq.Queue(None, None, "raw")
+            registry.add_sysv(self._queue.id)
+            # A receive buffer for any message the kernel takes, as
+            # ipcq's is.
+            self._cap = _msgmax()
+
+    def endpoint(self, role):
+        if self._kind == "sysv":
+            ch = self._binding.Channel(True, self._queue.id, -1, self._cap)
+            return Endpoint(ch.send, ch.recv)
+        here = self._here()
+        q = self._queue if here else posixmq.Queue(self._name, create=False)
+        fd = q.fileno()
+        # The same open file in O_NONBLOCK mode, for the tries that must
+        # not wait, as ipcq opens it.
+        nb_fd = os.open(f"/proc/self/fd/{fd}", os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
+        ch = self._binding.Channel(False, fd, nb_fd, self._cap)
+
+        def finish():
+            os.close(nb_fd)
+            if not here:
+                q.close()
+
+        return Endpoint(ch.send, ch.recv, finish)
+
+    def close(self):
+        if self._kind == "posix":
+            self._queue.close()
+            self._registry.unlink_posix(self._name)
+        else:
+            msqid = self._queue.id
+            self._queue.detach()
+            self._registry.remove_sysv(msqid)
+
+
+class Binding(Contender):
+    """binding.c: the least a Python binding that releases the GIL does.
+
+    Built on the fly in :meth:`prepare`; see binding.c.
+    """
+
+    family = "binding"
+
+    def __init__(self, kind):
+        self.kind = kind
+        self.key = f"binding-{kind}"
+        self.label = f"bare binding {kind}"
+        self.note = (
+            "binding.c: a C extension making ipcq's system calls for a raw "
+            "put and get, and nothing else"
+        )
+        self._module = None
+
+    def prepare(self, registry):
+        from ipcq.bench._floor import build_binding
+
+        self._module = build_binding(registry)
+
+    def channel(self, spec, registry):
+        return _BindingChannel(self._module, self.kind, spec, registry)
 
 
 class PickleAlone(Contender):
@@ -625,6 +707,8 @@ def all_contenders():
     return [
         CFloor("posix"),
         CFloor("sysv"),
+        Binding("posix"),
+        Binding("sysv"),
         PickleAlone(),
         IpcqPosix(),
         IpcqSysv(),

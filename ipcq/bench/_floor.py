@@ -1,10 +1,14 @@
-"""Build and run floor.c, the C program every figure is compared with."""
+"""Build floor.c, the C program every figure is compared with, and
+binding.c, the least a Python binding can do."""
 
+import importlib.machinery
+import importlib.util
 import json
 import os
 import shlex
 import shutil
 import subprocess
+import sysconfig
 
 from ipcq.bench._harness import BenchError
 
@@ -79,3 +83,42 @@ class Floor:
             ]
             raise BenchError(f"the C floor failed: {message[-1]}")
         return json.loads(proc.stdout)
+
+
+BINDING_SOURCE = os.path.join(os.path.dirname(SOURCE), "binding.c")
+
+
+def build_binding(registry):
+    """Compile binding.c into the run's temporary directory and import it.
+
+    Returns the module; raises BenchError with a one-line reason when it
+    cannot be built here (no compiler, no Python headers).
+    """
+    include = sysconfig.get_paths()["include"]
+    if not os.path.exists(os.path.join(include, "Python.h")):
+        raise BenchError(
+            f"no Python headers in {include} (Debian: apt-get install python3-dev)"
+        )
+    path = registry.path("binding") + sysconfig.get_config_var("EXT_SUFFIX")
+    command = _compiler() + [
+        "-O2",
+        "-shared",
+        "-fPIC",
+        f"-I{include}",
+        "-o",
+        path,
+        BINDING_SOURCE,
+    ]
+    try:
+        proc = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise BenchError(f"cannot run the C compiler: {exc}") from None
+    if proc.returncode != 0:
+        lines = proc.stderr.splitlines() or ["(no message)"]
+        errors = [line for line in lines if "error" in line] or lines
+        raise BenchError(f"binding.c did not compile: {errors[0].strip()}")
+    loader = importlib.machinery.ExtensionFileLoader("_binding", path)
+    spec = importlib.util.spec_from_file_location("_binding", path, loader=loader)
+    module = importlib.util.module_from_spec(spec)
+    loader.exec_module(module)
+    return module
