@@ -665,12 +665,12 @@ def draw_png(data, path):
     m = data["machine"]
     fig.suptitle(
         f"ipcq benchmarks: {m['cpu']}, {m['cores']} cores, {m['kernel']}, "
-        f"{m['python']} (medians of {_rounds_text(data['settings'])}; "
+        f"{m['python']} (medians of {_rounds_text(data['settings'])})\n"
         "dark grey: C floor, green: bare binding, light grey: pickle alone, "
-        "blue: ipcq, orange: peers)",
+        "blue: ipcq, orange: peers",
         fontsize=9,
     )
-    fig.tight_layout(rect=(0, 0, 1, 0.97))
+    fig.tight_layout(rect=(0, 0, 1, 0.96))
     try:
         directory = os.path.dirname(os.path.abspath(path))
         os.makedirs(directory, exist_ok=True)
