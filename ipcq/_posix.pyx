@@ -267,6 +267,9 @@ cdef class Queue:
     cdef Codec _codec
     cdef char *_buf
     cdef bint _buf_busy
+    # The fork generation in which _buf was taken: a thread of a parent
+    # process that held it does not exist in a child (see _take_buffer()).
+    cdef unsigned long _buf_gen
     # What get_into() returned last, refilled by the next call if free.
     cdef object _last_into
     cdef object __weakref__
@@ -849,6 +852,7 @@ cdef class Queue:
         PyErr_CheckSignals()
         self._enter_wait()
         self._buf_busy = True
+        self._buf_gen = fork_generation()
         with nogil:
             size = mq_receive(self._fd, self._buf, self._msgsize, prio)
             err = errno
@@ -921,13 +925,19 @@ cdef class Queue:
         # GIL released), another thread receiving on the same handle gets
         # a buffer of its own for that call.
         cdef char *buf
+        cdef unsigned long gen = fork_generation()
 
+        # Held by a thread that was waiting when another thread forked:
+        # in the child that thread does not exist, and never gives it back.
+        if self._buf_busy and self._buf_gen != gen:
+            self._buf_busy = False
         if not self._buf_busy:
             if self._buf == NULL:
                 self._buf = <char *>malloc(self._msgsize)
                 if self._buf == NULL:
                     raise MemoryError()
             self._buf_busy = True
+            self._buf_gen = gen
             return self._buf
 
         buf = <char *>malloc(self._msgsize)

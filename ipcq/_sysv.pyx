@@ -24,8 +24,8 @@ from posix.time cimport timespec
 
 from ipcq._common cimport (
     Codec, after_eintr, decode_item, encode_item, fill_timespec,
-    get_writable_buffer, list_push, list_with_room, monotonic, raise_errno,
-    reuse_pair, to_long, wait_deadline,
+    fork_generation, get_writable_buffer, list_push, list_with_room,
+    monotonic, raise_errno, reuse_pair, to_long, wait_deadline,
 )
 from ipcq.includes.msg cimport (
     IPC_CREAT, IPC_EXCL, IPC_NOWAIT, IPC_PRIVATE, IPC_RMID, IPC_SET,
@@ -186,6 +186,11 @@ cdef class Queue:
     cdef char *_rbuf
     cdef Py_ssize_t _rcap
     cdef bint _rbusy
+    # The fork generations in which _rbuf and _sbuf were taken: a thread
+    # of a parent process that held one does not exist in a child (see
+    # _take_receive_buffer()).
+    cdef unsigned long _rgen
+    cdef unsigned long _sgen
     cdef char *_sbuf
     cdef bint _sbusy
     cdef Py_ssize_t _scap
@@ -569,6 +574,9 @@ cdef class Queue:
                     f"system's {self._msgmax}-byte maximum (msgmax, "
                     f"{KERNEL_PROC}msgmax)",
                 )
+        # As for the receive buffer, after a fork.
+        if self._sbusy and self._sgen != fork_generation():
+            self._sbusy = False
         if not self._sbusy:
             if self._sbuf == NULL or self._scap < size:
                 buf = <char *>malloc(HEADER + max(size, self._msgmax))
@@ -578,6 +586,7 @@ cdef class Queue:
                 self._sbuf = buf
                 self._scap = max(size, self._msgmax)
             self._sbusy = True
+            self._sgen = fork_generation()
             return self._sbuf
 
         buf = <char *>malloc(HEADER + size)
@@ -848,6 +857,7 @@ cdef class Queue:
         # runs before the wait, as in _receive_into().
         PyErr_CheckSignals()
         self._rbusy = True
+        self._rgen = fork_generation()
         with nogil:
             size = msgrcv(self._id, self._rbuf, self._rcap, mtype, 0)
             err = errno
@@ -934,7 +944,12 @@ cdef class Queue:
         """
         cdef char *buf
         cdef Py_ssize_t size = self._msgmax
+        cdef unsigned long gen = fork_generation()
 
+        # Held by a thread that was waiting when another thread forked:
+        # in the child that thread does not exist, and never gives it back.
+        if self._rbusy and self._rgen != gen:
+            self._rbusy = False
         if not self._rbusy:
             if self._rbuf == NULL or self._rcap < size:
                 buf = <char *>malloc(HEADER + size)
@@ -944,6 +959,7 @@ cdef class Queue:
                 self._rbuf = buf
                 self._rcap = size
             self._rbusy = True
+            self._rgen = gen
             cap[0] = self._rcap
             return self._rbuf
 
