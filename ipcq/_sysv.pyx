@@ -1112,7 +1112,18 @@ cdef class Queue:
         self._closed = True
 
     def detach(self):
-        """Stop using the queue through this handle; the queue stays."""
+        """Stop using the queue through this handle; the queue stays.
+
+        A call waiting on this handle in another thread with a timeout
+        raises INVALID_DESCRIPTOR within its next poll (2 ms at most).
+        One waiting without a timeout is not woken: it sleeps in msgrcv(2)
+        or msgsnd(2), which only a message, room, a signal or the queue's
+        removal ends, and it completes when the message or the room comes.
+        Waking it would take a signal sent to that thread, with a handler
+        of ipcq's own in the process, or waits cut into polls like the
+        timed ones; give such waits a timeout instead, or use close(),
+        whose removal of the queue ends every wait at once.
+        """
         if self._closed:
             raise QueueError(EBADF, f"queue {self._id} is already closed")
         self._closed = True

@@ -337,3 +337,35 @@ def test_posix_fork_while_a_thread_waits(make_queue, timeout):
         problems.append("close() in the child left its descriptor open")
     assert not problems
     assert got == [b"from the parent"]
+
+
+def test_sysv_detach_ends_timed_waits_and_lets_untimed_ones_complete(make_queue):
+    q = thread_queue(make_queue, "sysv")
+    other = sysvmq.Queue(q.key, create=False, serializer="raw")
+    outcomes = {}
+
+    def wait(name, **kwargs):
+        try:
+            outcomes[name] = q.get(**kwargs)
+        except BaseException as exc:
+            outcomes[name] = exc
+
+    timed = threading.Thread(target=wait, args=("timed",), kwargs={"timeout": 10})
+    untimed = threading.Thread(target=wait, args=("untimed",))
+    timed.start()
+    untimed.start()
+    time.sleep(0.2)
+    start = time.monotonic()
+    q.detach()
+    join_all([timed], 2)
+    assert time.monotonic() - start < 1.0
+    exc = outcomes["timed"]
+    assert isinstance(exc, ipcq.QueueError) and exc.errno == errno.EBADF
+    # The untimed wait sleeps on in msgrcv(2), and completes when a
+    # message comes: it is not lost, the waiting call returns it.
+    time.sleep(0.2)
+    assert untimed.is_alive()
+    other.put(b"for the untimed wait")
+    join_all([untimed], 5)
+    assert outcomes["untimed"] == b"for the untimed wait"
+    assert other.qsize() == 0
