@@ -432,3 +432,26 @@ def test_without_python_headers_the_bare_binding_is_skipped(monkeypatch, tmp_pat
         f"bare binding posix: no Python headers in {tmp_path} "
         "(Debian: apt-get install python3-dev); skipped"
     ) in data["notes"]
+
+
+@pytest.mark.skipif(not installed("multiprocessing"), reason="no multiprocessing")
+def test_libraries_that_start_threads_run_their_pairs_in_a_child(monkeypatch):
+    # multiprocessing.Queue starts a feeder thread at its first put; in
+    # the driver it would make every later pair pay for glibc's
+    # multi-threaded system calls.
+    driver = os.getpid()
+    started = []
+    real_start = threading.Thread.start
+
+    def start(thread):
+        if os.getpid() == driver:
+            started.append(thread.name)
+        return real_start(thread)
+
+    monkeypatch.setattr(threading.Thread, "start", start)
+    data = bench.run(
+        quick=True, only=["mp.Queue"], tests=["pair"], memory_messages=0, out=None
+    )
+    pairs = [r for r in data["results"] if r["key"] == "mp.Queue"]
+    assert pairs and all(r["median"] > 0 for r in pairs)
+    assert started == []

@@ -178,6 +178,15 @@ def _sample_pair(ctx, case, n):
 
     channel = contender.channel(case.spec, ctx.registry)
     try:
+        if contender.threads:
+            (ns,) = _harness.run_roles(
+                [_harness.pairs(channel, case.payload, n, warm)],
+                [None],
+                ctx.registry,
+                _timeout(ctx.settings["pair_s"]),
+                case.title,
+            )
+            return {"ns": ns}
         end = channel.endpoint("both")
         try:
             _harness.time_pairs(end.send, end.recv, case.payload, warm)

@@ -85,6 +85,12 @@ class Contender:
     dist = None  # distribution name, for its version and install hint
     note = ""  # how it moves messages, for the documentation
     show_serializer = False  # name the serializer in row labels
+    # Starts threads in the process that uses it.  Its put + get pairs
+    # run in a child process, so that the driver, where every other
+    # library's pairs run, never becomes a process that has had threads:
+    # glibc's cancellable system calls cost more in one for good (see
+    # docs/benchmarks.rst), which would tax every library after it.
+    threads = False
 
     def missing(self):
         """None if usable here, else why not (one line)."""
@@ -567,6 +573,7 @@ class _MpQueueChannel(_SameProcess):
 class MpQueue(Contender):
     """multiprocessing.Queue of the fork context."""
 
+    threads = True
     key = "mp.Queue"
     label = "multiprocessing.Queue"
     serializers = ("raw", "pickle")
@@ -680,6 +687,7 @@ class _ZmqLink:
 class Zmq(Contender):
     """pyzmq PAIR sockets over ipc://."""
 
+    threads = True
     key = "pyzmq"
     label = "pyzmq PAIR"
     serializers = ("raw", "pickle")

@@ -5,6 +5,7 @@ locals, ``itertools.repeat`` as the counter, no call in between, so the
 figures show what the queue costs and not what the benchmark adds.
 """
 
+import gc
 import itertools
 import os
 import pickle
@@ -160,6 +161,22 @@ def rss_bytes():
 
 
 # -- roles for two processes -------------------------------------------------
+
+
+def pairs(channel, msg, n, warm):
+    """Put + get pairs through one endpoint, run in a child process."""
+
+    def role(sync):
+        end = channel.endpoint("both")
+        try:
+            time_pairs(end.send, end.recv, msg, warm)
+            gc.collect()
+            sync()
+            return time_pairs(end.send, end.recv, msg, n)
+        finally:
+            end.finish()
+
+    return role
 
 
 def producer(channel, msg, n, warm):
