@@ -157,33 +157,30 @@ class CFloor(Contender):
         )
 
 
-class _BindingChannel(_SameProcess):
-    """A queue made by ipcq, used through the bare binding's Channel."""
+class _BindingChannel:
+    """A queue made as ipcq's channel makes it, used through the bare
+    binding's Channel."""
 
     def __init__(self, binding, kind, spec, registry):
-        super().__init__()
         self._binding = binding
         self._kind = kind
-        self._registry = registry
+        raw = spec._replace(serializer="raw")
         if kind == "posix":
-            self._name = registry.posix_name()
-            self._queue = posixmq.Queue(
-                self._name, spec.depth, spec.msgsize, "raw", exclusive=True
-            )
+            self._ipcq = _IpcqPosixChannel(raw, registry)
             self._cap = spec.msgsize
         else:
-            self._queue = sysvmq.Queue(None, None, "raw")
-            registry.add_sysv(self._queue.id)
+            self._ipcq = _IpcqSysvChannel(raw, registry)
             # A receive buffer for any message the kernel takes, as
             # ipcq's is.
             self._cap = _msgmax()
+        self._queue = self._ipcq._queue
 
     def endpoint(self, role):
         if self._kind == "sysv":
             ch = self._binding.Channel(True, self._queue.id, -1, self._cap)
             return Endpoint(ch.send, ch.recv)
-        here = self._here()
-        q = self._queue if here else posixmq.Queue(self._name, create=False)
+        here = self._ipcq._here()
+        q = self._queue if here else posixmq.Queue(self._ipcq._name, create=False)
         fd = q.fileno()
         # The same open file in O_NONBLOCK mode, for the tries that must
         # not wait, as ipcq opens it.
@@ -198,13 +195,7 @@ class _BindingChannel(_SameProcess):
         return Endpoint(ch.send, ch.recv, finish)
 
     def close(self):
-        if self._kind == "posix":
-            self._queue.close()
-            self._registry.unlink_posix(self._name)
-        else:
-            msqid = self._queue.id
-            self._queue.detach()
-            self._registry.remove_sysv(msqid)
+        self._ipcq.close()
 
 
 class Binding(Contender):

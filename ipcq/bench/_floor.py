@@ -41,6 +41,25 @@ def compiler_version():
     return lines[0].strip() if lines else None
 
 
+def _compile(arguments, what):
+    """Run the C compiler with *arguments*; BenchError naming *what* if it
+    cannot run or fails, with the first error it printed."""
+    command = _compiler() + arguments
+    try:
+        proc = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise BenchError(f"cannot run the C compiler: {exc}") from None
+    if proc.returncode != 0:
+        errors = (
+            [line for line in proc.stderr.splitlines() if "error" in line]
+            or proc.stderr.splitlines()
+            or ["(no message)"]
+        )
+        raise BenchError(
+            f"{what} did not compile ({shlex.join(command)}): {errors[0].strip()}"
+        )
+
+
 class Floor:
     """floor.c compiled with ``cc -O2`` into the run's temporary directory.
 
@@ -51,21 +70,7 @@ class Floor:
         if not os.path.exists(SOURCE):
             raise BenchError(f"the C floor source is missing: {SOURCE}")
         self.path = registry.path("floor")
-        command = _compiler() + ["-O2", "-o", self.path, SOURCE, "-lrt"]
-        try:
-            proc = subprocess.run(command, capture_output=True, text=True, timeout=120)
-        except (OSError, subprocess.SubprocessError) as exc:
-            raise BenchError(f"cannot run the C compiler: {exc}") from None
-        if proc.returncode != 0:
-            errors = (
-                [line for line in proc.stderr.splitlines() if "error" in line]
-                or proc.stderr.splitlines()
-                or ["(no message)"]
-            )
-            raise BenchError(
-                f"the C floor did not compile ({shlex.join(command)}): "
-                f"{errors[0].strip()}"
-            )
+        _compile(["-O2", "-o", self.path, SOURCE, "-lrt"], "the C floor")
 
     def run(self, *args, timeout=120):
         """Run ``floor ARGS...`` and return the JSON object it prints."""
@@ -100,23 +105,10 @@ def build_binding(registry):
             f"no Python headers in {include} (Debian: apt-get install python3-dev)"
         )
     path = registry.path("binding") + sysconfig.get_config_var("EXT_SUFFIX")
-    command = _compiler() + [
-        "-O2",
-        "-shared",
-        "-fPIC",
-        f"-I{include}",
-        "-o",
-        path,
-        BINDING_SOURCE,
-    ]
-    try:
-        proc = subprocess.run(command, capture_output=True, text=True, timeout=120)
-    except (OSError, subprocess.SubprocessError) as exc:
-        raise BenchError(f"cannot run the C compiler: {exc}") from None
-    if proc.returncode != 0:
-        lines = proc.stderr.splitlines() or ["(no message)"]
-        errors = [line for line in lines if "error" in line] or lines
-        raise BenchError(f"binding.c did not compile: {errors[0].strip()}")
+    _compile(
+        ["-O2", "-shared", "-fPIC", f"-I{include}", "-o", path, BINDING_SOURCE],
+        "binding.c",
+    )
     loader = importlib.machinery.ExtensionFileLoader("_binding", path)
     spec = importlib.util.spec_from_file_location("_binding", path, loader=loader)
     module = importlib.util.module_from_spec(spec)
