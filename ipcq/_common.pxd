@@ -130,3 +130,12 @@ cdef inline object reuse_pair(PyObject *last, object first, object second):
     Py_XDECREF(old_first)
     Py_XDECREF(old_second)
     return <object>last
+
+
+cdef inline object pair_result(PyObject *last, object first, object second):
+    """(first, second) in *last* as reuse_pair() refills it, else anew."""
+    cdef object result = reuse_pair(last, first, second)
+
+    if result is None:
+        result = (first, second)
+    return result

@@ -26,7 +26,7 @@ from posix.unistd cimport close
 from ipcq._common cimport (
     Codec, after_eintr, alone_in_interpreter, decode_item, encode_item,
     fill_timespec, fork_generation, get_writable_buffer, list_push,
-    list_with_room, monotonic, raise_errno, reuse_pair, slice_deadline,
+    list_with_room, monotonic, pair_result, raise_errno, slice_deadline,
     to_long, wait_deadline,
 )
 from ipcq.includes.mqueue cimport (
@@ -779,13 +779,8 @@ cdef class Queue:
     cdef inline object _into_result(self, Py_ssize_t size, unsigned int prio):
         # The (nbytes, priority) of get_into(): the last call's tuple
         # again when the caller let go of it.
-        cdef object result = reuse_pair(<PyObject *>self._last_into, size,
-                                        prio)
-
-        if result is None:
-            result = (size, prio)
-            self._last_into = result
-        return result
+        self._last_into = pair_result(<PyObject *>self._last_into, size, prio)
+        return self._last_into
 
     @cython.final
     cdef object _receive(self, bint block, double deadline,

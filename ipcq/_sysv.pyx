@@ -25,7 +25,7 @@ from posix.time cimport timespec
 from ipcq._common cimport (
     Codec, after_eintr, decode_item, encode_item, fill_timespec,
     fork_generation, get_writable_buffer, list_push, list_with_room,
-    monotonic, raise_errno, reuse_pair, to_long, wait_deadline,
+    monotonic, pair_result, raise_errno, to_long, wait_deadline,
 )
 from ipcq.includes.msg cimport (
     IPC_CREAT, IPC_EXCL, IPC_NOWAIT, IPC_PRIVATE, IPC_RMID, IPC_SET,
@@ -808,13 +808,8 @@ cdef class Queue:
     cdef inline object _into_result(self, Py_ssize_t size, long mtype):
         # The (nbytes, msg_type) of get_into(): the last call's tuple
         # again when the caller let go of it.
-        cdef object result = reuse_pair(<PyObject *>self._last_into, size,
-                                        mtype)
-
-        if result is None:
-            result = (size, mtype)
-            self._last_into = result
-        return result
+        self._last_into = pair_result(<PyObject *>self._last_into, size, mtype)
+        return self._last_into
 
     @cython.final
     cdef object _receive(self, long mtype, bint block, double deadline,
